@@ -1,0 +1,507 @@
+package workflow
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is the state of a run or of one task in it.
+type State string
+
+// The states of runs and tasks. A run ends in StateSucceeded, StateFailed,
+// StateTimedOut or StateCancelled; a task in any of those or StateSkipped.
+const (
+	StatePending   State = "pending"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+	StateTimedOut  State = "timed_out"
+	StateCancelled State = "cancelled"
+	StateSkipped   State = "skipped"
+)
+
+// Ended reports whether s is a final state.
+func (s State) Ended() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateTimedOut, StateCancelled, StateSkipped:
+		return true
+	}
+	return false
+}
+
+func (s State) valid() bool { return s == StatePending || s == StateRunning || s.Ended() }
+
+// The Type of each Event.
+const (
+	EventRunStarted      = "run_started"
+	EventRunRetrying     = "run_retrying" // RetryOnFailure starts another pass
+	EventRunResumed      = "run_resumed"
+	EventRunSucceeded    = "run_succeeded"
+	EventRunFailed       = "run_failed"
+	EventRunTimedOut     = "run_timed_out"
+	EventRunCancelled    = "run_cancelled"
+	EventTaskStarted     = "task_started" // one per attempt
+	EventTaskRetrying    = "task_retrying"
+	EventTaskSucceeded   = "task_succeeded"
+	EventTaskFailed      = "task_failed"
+	EventTaskTimedOut    = "task_timed_out"
+	EventTaskCancelled   = "task_cancelled"
+	EventTaskSkipped     = "task_skipped"
+	EventScheduleSkipped = "schedule_skipped" // seen by hooks; not part of a run
+)
+
+// Event is one state change of a run or of a task in it.
+type Event struct {
+	Time    time.Time `json:"time"`
+	RunID   string    `json:"run_id"`
+	Task    string    `json:"task,omitempty"` // "" for an event of the run
+	Type    string    `json:"type"`
+	Attempt int       `json:"attempt,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// RunStatus is what is known of one run: its state, each task's, and every
+// event so far.
+type RunStatus struct {
+	RunID    string `json:"run_id"`
+	Workflow string `json:"workflow"`
+	State    State  `json:"state"`
+	// Trigger is "manual" or "schedule".
+	Trigger string `json:"trigger"`
+	// ScheduledAt is the cron fire time of a scheduled run; zero otherwise.
+	ScheduledAt time.Time    `json:"scheduled_at,omitzero"`
+	StartedAt   time.Time    `json:"started_at,omitzero"`
+	EndedAt     time.Time    `json:"ended_at,omitzero"`
+	Error       string       `json:"error,omitempty"`
+	Tasks       []TaskStatus `json:"tasks"`  // in topological order
+	Events      []Event      `json:"events"` // oldest first
+}
+
+// Task returns the status of the named task, and whether the run has it.
+func (rs RunStatus) Task(name string) (TaskStatus, bool) {
+	for _, t := range rs.Tasks {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TaskStatus{}, false
+}
+
+// TaskStatus is what is known of one task in a run.
+type TaskStatus struct {
+	Name      string    `json:"name"`
+	State     State     `json:"state"`
+	Attempts  int       `json:"attempts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// apply changes rs by one event; task is the event's task's position in
+// rs.Tasks, or -1 for a run event.
+func (rs *RunStatus) apply(ev Event, task int) {
+	rs.Events = append(rs.Events, ev)
+	if task >= 0 {
+		t := &rs.Tasks[task]
+		switch ev.Type {
+		case EventTaskStarted:
+			t.State, t.Attempts, t.Error = StateRunning, ev.Attempt, ""
+			if t.StartedAt.IsZero() {
+				t.StartedAt = ev.Time
+			}
+		case EventTaskRetrying:
+			t.Error = ev.Error
+		case EventTaskSucceeded, EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
+			t.State, t.EndedAt, t.Error = taskEnd[ev.Type], ev.Time, ev.Error
+		}
+		return
+	}
+	switch ev.Type {
+	case EventRunStarted:
+		rs.State, rs.StartedAt = StateRunning, ev.Time
+	case EventRunResumed, EventRunRetrying:
+		rs.State, rs.EndedAt, rs.Error = StateRunning, time.Time{}, ""
+		for i := range rs.Tasks {
+			if t := &rs.Tasks[i]; t.State != StateSucceeded {
+				*t = TaskStatus{Name: t.Name, State: StatePending}
+			}
+		}
+	case EventRunSucceeded, EventRunFailed, EventRunTimedOut, EventRunCancelled:
+		rs.State, rs.EndedAt, rs.Error = runEnd[ev.Type], ev.Time, ev.Error
+	}
+}
+
+var taskEnd = map[string]State{
+	EventTaskSucceeded: StateSucceeded, EventTaskFailed: StateFailed, EventTaskTimedOut: StateTimedOut,
+	EventTaskCancelled: StateCancelled, EventTaskSkipped: StateSkipped,
+}
+
+var runEnd = map[string]State{
+	EventRunSucceeded: StateSucceeded, EventRunFailed: StateFailed,
+	EventRunTimedOut: StateTimedOut, EventRunCancelled: StateCancelled,
+}
+
+// clone copies rs so that the copy shares no memory with it.
+func (rs *RunStatus) clone() RunStatus {
+	c := *rs
+	c.Tasks = slices.Clone(rs.Tasks)
+	c.Events = slices.Clone(rs.Events)
+	return c
+}
+
+// Store keeps the status and history of runs, under the workflow's name.
+// NewMemoryStore is the default; a durable backend implements the same
+// methods. All methods must be safe for concurrent use.
+type Store interface {
+	// Create records a new run. It fails if the workflow already has a run
+	// of that ID.
+	Create(ctx context.Context, run RunStatus) (Recorder, error)
+	// Reopen continues the record of an existing run, for Resume. It wraps
+	// ErrNotFound for an unknown run.
+	Reopen(ctx context.Context, workflow, runID string) (Recorder, error)
+	// Get returns one run; runID "" means the most recently created. It
+	// wraps ErrNotFound for an unknown run.
+	Get(ctx context.Context, workflow, runID string) (RunStatus, error)
+	// List returns the runs of a workflow, newest first.
+	List(ctx context.Context, workflow string, q HistoryQuery) ([]RunStatus, error)
+}
+
+// Recorder appends the events of one run to its record in a Store. The
+// engine calls Append from one goroutine at a time, in event order.
+type Recorder interface {
+	Append(ev Event) error
+}
+
+// HistoryQuery selects runs from a Store.
+type HistoryQuery struct {
+	// Limit is the most runs to return; 0 means all.
+	Limit int
+	// State keeps only the runs in this state; "" keeps all.
+	State State
+}
+
+// HistoryOption narrows History.
+type HistoryOption func(*HistoryQuery)
+
+// HistoryLimit makes History return at most n runs, the newest.
+func HistoryLimit(n int) HistoryOption { return func(q *HistoryQuery) { q.Limit = n } }
+
+// HistoryState makes History return only runs in state s.
+func HistoryState(s State) HistoryOption { return func(q *HistoryQuery) { q.State = s } }
+
+// DefaultMaxRuns is how many runs per workflow a MemoryStore keeps unless
+// MaxRuns says otherwise.
+const DefaultMaxRuns = 1000
+
+// StoreOption configures a MemoryStore.
+type StoreOption func(*MemoryStore)
+
+// MaxRuns makes the store keep at most n ended runs per workflow, dropping
+// the oldest first. n ≤ 0 keeps every run. Runs under way are never dropped.
+func MaxRuns(n int) StoreOption { return func(s *MemoryStore) { s.maxRuns = n } }
+
+// MaxAge makes the store drop runs that ended more than d ago. d ≤ 0 keeps
+// runs whatever their age.
+func MaxAge(d time.Duration) StoreOption { return func(s *MemoryStore) { s.maxAge = d } }
+
+// MemoryStore is a Store in memory, safe for concurrent use. Each run has
+// its own lock, so recording one run's events never waits on another's;
+// retention is applied as runs are created, with no goroutine of its own.
+type MemoryStore struct {
+	maxRuns int
+	maxAge  time.Duration
+
+	mu    sync.RWMutex
+	flows map[string]*flowRuns
+}
+
+type flowRuns struct {
+	byID  map[string]*record
+	order *list.List // of *record, oldest created first
+}
+
+type record struct {
+	mu    sync.Mutex
+	rs    RunStatus
+	index map[string]int // task name → position; built on demand
+	ended atomic.Bool
+	elem  *list.Element
+}
+
+// NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
+// per workflow, or as the options say.
+func NewMemoryStore(opts ...StoreOption) *MemoryStore {
+	s := &MemoryStore{maxRuns: DefaultMaxRuns, flows: map[string]*flowRuns{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Create implements Store.
+func (s *MemoryStore) Create(ctx context.Context, run RunStatus) (Recorder, error) {
+	if run.Workflow == "" || run.RunID == "" {
+		return nil, fmt.Errorf("%w: a run needs a workflow name and a run ID", ErrInvalidInput)
+	}
+	rec := &record{rs: run}
+	if run.Events == nil {
+		rec.rs.Events = make([]Event, 0, 2*len(run.Tasks)+2)
+	}
+	rec.ended.Store(run.State.Ended())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.flow(run.Workflow)
+	if _, dup := f.byID[run.RunID]; dup {
+		return nil, fmt.Errorf("workflow %q already has a run %q", run.Workflow, run.RunID)
+	}
+	s.insert(f, rec)
+	s.prune(f)
+	return rec, nil
+}
+
+func (s *MemoryStore) flow(name string) *flowRuns {
+	f := s.flows[name]
+	if f == nil {
+		f = &flowRuns{byID: map[string]*record{}, order: list.New()}
+		s.flows[name] = f
+	}
+	return f
+}
+
+func (s *MemoryStore) insert(f *flowRuns, rec *record) {
+	if old := f.byID[rec.rs.RunID]; old != nil {
+		f.order.Remove(old.elem)
+	}
+	f.byID[rec.rs.RunID] = rec
+	rec.elem = f.order.PushBack(rec)
+}
+
+// prune drops ended runs beyond MaxRuns, oldest first, and those past
+// MaxAge. The caller holds s.mu.
+func (s *MemoryStore) prune(f *flowRuns) {
+	excess := 0
+	if s.maxRuns > 0 {
+		excess = len(f.byID) - s.maxRuns
+	}
+	var cutoff time.Time
+	if s.maxAge > 0 {
+		cutoff = time.Now().Add(-s.maxAge)
+	}
+	for e := f.order.Front(); e != nil && (excess > 0 || !cutoff.IsZero()); {
+		next := e.Next()
+		rec := e.Value.(*record)
+		if rec.ended.Load() {
+			drop := excess > 0
+			if !drop && !cutoff.IsZero() {
+				rec.mu.Lock()
+				drop = rec.rs.EndedAt.Before(cutoff)
+				rec.mu.Unlock()
+			}
+			if drop {
+				f.order.Remove(e)
+				delete(f.byID, rec.rs.RunID)
+				excess--
+			} else if excess <= 0 {
+				break // runs are in creation order: the rest are younger
+			}
+		}
+		e = next
+	}
+}
+
+// Reopen implements Store.
+func (s *MemoryStore) Reopen(ctx context.Context, workflow, runID string) (Recorder, error) {
+	rec, err := s.find(workflow, runID)
+	if err != nil {
+		return nil, err
+	}
+	rec.ended.Store(false)
+	return rec, nil
+}
+
+func (s *MemoryStore) find(workflow, runID string) (*record, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := s.flows[workflow]
+	if f != nil {
+		if runID == "" {
+			if e := f.order.Back(); e != nil {
+				return e.Value.(*record), nil
+			}
+		} else if rec := f.byID[runID]; rec != nil {
+			return rec, nil
+		}
+	}
+	if runID == "" {
+		return nil, fmt.Errorf("%w: workflow %q has no runs", ErrNotFound, workflow)
+	}
+	return nil, fmt.Errorf("%w: workflow %q has no run %q", ErrNotFound, workflow, runID)
+}
+
+// Append implements Recorder.
+func (r *record) Append(ev Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	task := -1
+	if ev.Task != "" {
+		if r.index == nil {
+			r.index = make(map[string]int, len(r.rs.Tasks))
+			for i, t := range r.rs.Tasks {
+				r.index[t.Name] = i
+			}
+		}
+		i, ok := r.index[ev.Task]
+		if !ok {
+			return fmt.Errorf("%w: run %q has no task %q", ErrNotFound, r.rs.RunID, ev.Task)
+		}
+		task = i
+	}
+	r.rs.apply(ev, task)
+	if task < 0 && r.rs.State.Ended() {
+		r.index = nil // an ended run is read, not written: free the index
+		r.ended.Store(true)
+	}
+	return nil
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(ctx context.Context, workflow, runID string) (RunStatus, error) {
+	rec, err := s.find(workflow, runID)
+	if err != nil {
+		return RunStatus{}, err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.rs.clone(), nil
+}
+
+// List implements Store.
+func (s *MemoryStore) List(ctx context.Context, workflow string, q HistoryQuery) ([]RunStatus, error) {
+	s.mu.RLock()
+	var recs []*record
+	if f := s.flows[workflow]; f != nil {
+		recs = make([]*record, 0, f.order.Len())
+		for e := f.order.Back(); e != nil; e = e.Prev() {
+			recs = append(recs, e.Value.(*record))
+		}
+	}
+	s.mu.RUnlock()
+	var out []RunStatus
+	for _, rec := range recs {
+		if q.Limit > 0 && len(out) >= q.Limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rec.mu.Lock()
+		if q.State == "" || rec.rs.State == q.State {
+			out = append(out, rec.rs.clone())
+		}
+		rec.mu.Unlock()
+	}
+	return out, nil
+}
+
+// snapshot is the JSON form of a MemoryStore.
+type snapshot struct {
+	Version int         `json:"version"`
+	Runs    []RunStatus `json:"runs"` // per workflow, oldest first
+}
+
+const snapshotVersion = 1
+
+// Snapshot writes every run the store holds to w as JSON, for Restore.
+// Runs under way are written as they stand.
+func (s *MemoryStore) Snapshot(w io.Writer) error {
+	s.mu.RLock()
+	names := make([]string, 0, len(s.flows))
+	for name := range s.flows {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	snap := snapshot{Version: snapshotVersion, Runs: []RunStatus{}}
+	for _, name := range names {
+		for e := s.flows[name].order.Front(); e != nil; e = e.Next() {
+			rec := e.Value.(*record)
+			rec.mu.Lock()
+			snap.Runs = append(snap.Runs, rec.rs.clone())
+			rec.mu.Unlock()
+		}
+	}
+	s.mu.RUnlock()
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(snap); err != nil {
+		return fmt.Errorf("workflow: snapshot: %w", err)
+	}
+	return nil
+}
+
+// Restore adds the runs of a Snapshot to the store, replacing those of the
+// same workflow and run ID, then applies retention. It is all or nothing:
+// if r holds anything but a valid snapshot, Restore returns an error that
+// says where and the store is unchanged.
+func (s *MemoryStore) Restore(r io.Reader) error {
+	var snap snapshot
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&snap); err != nil {
+		return fmt.Errorf("workflow: restore: %w: %w", ErrInvalidInput, err)
+	}
+	if snap.Version != snapshotVersion {
+		return fmt.Errorf("workflow: restore: %w: snapshot version %d, want %d", ErrInvalidInput, snap.Version, snapshotVersion)
+	}
+	seen := map[[2]string]bool{}
+	for i := range snap.Runs {
+		if err := checkRun(&snap.Runs[i], seen); err != nil {
+			return fmt.Errorf("workflow: restore: %w: run %d: %w", ErrInvalidInput, i, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	touched := map[*flowRuns]bool{}
+	for _, run := range snap.Runs {
+		rec := &record{rs: run}
+		rec.ended.Store(run.State.Ended())
+		f := s.flow(run.Workflow)
+		s.insert(f, rec)
+		touched[f] = true
+	}
+	for f := range touched {
+		s.prune(f)
+	}
+	return nil
+}
+
+// checkRun rejects a run from a snapshot that the store could not use.
+func checkRun(rs *RunStatus, seen map[[2]string]bool) error {
+	key := [2]string{rs.Workflow, rs.RunID}
+	switch {
+	case rs.Workflow == "" || rs.RunID == "":
+		return errors.New("missing workflow or run_id")
+	case seen[key]:
+		return fmt.Errorf("run %q of workflow %q appears twice", rs.RunID, rs.Workflow)
+	case !rs.State.valid():
+		return fmt.Errorf("run %q has unknown state %q", rs.RunID, rs.State)
+	}
+	seen[key] = true
+	names := make(map[string]bool, len(rs.Tasks))
+	for _, t := range rs.Tasks {
+		if t.Name == "" || names[t.Name] {
+			return fmt.Errorf("run %q has an empty or repeated task name %q", rs.RunID, t.Name)
+		}
+		if !t.State.valid() {
+			return fmt.Errorf("run %q task %q has unknown state %q", rs.RunID, t.Name, t.State)
+		}
+		names[t.Name] = true
+	}
+	return nil
+}

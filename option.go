@@ -1,0 +1,201 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// Option configures a Workflow in New.
+type Option func(*config)
+
+type config struct {
+	maxConcurrency int
+	store          Store
+	logger         *slog.Logger
+	output         string
+	hooks          []func(Event)
+	validate       *validator.Validate
+	schedule       *Schedule
+	scheduleInput  *scheduleInput
+	errs           []error
+}
+
+func (c *config) bad(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidWorkflow}, args...)...))
+}
+
+// WithMaxConcurrency bounds how many tasks of one run execute at once.
+// 0, the default, means no bound: every ready task starts at once.
+func WithMaxConcurrency(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.bad("WithMaxConcurrency(%d): the bound must be ≥ 0", n)
+			return
+		}
+		c.maxConcurrency = n
+	}
+}
+
+// WithStore keeps status and history in s instead of a MemoryStore of the
+// workflow's own. Workflows that share a store and a name share history.
+func WithStore(s Store) Option {
+	return func(c *config) {
+		if s == nil || (reflect.ValueOf(s).Kind() == reflect.Pointer && reflect.ValueOf(s).IsNil()) {
+			c.bad("WithStore(nil)")
+			return
+		}
+		c.store = s
+	}
+}
+
+// WithLogger logs run and task starts, retries, failures and ends to l.
+// Task starts and successes are logged at Debug, retries at Warn, failures
+// at Error, run ends at Info (or Error when the run did not succeed).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithOutput makes the output of the named task the workflow's output. It
+// is needed when the workflow has more than one task without dependents.
+func WithOutput(task string) Option {
+	return func(c *config) { c.output = task }
+}
+
+// WithHook calls h with every Event of every run, as it happens, in order
+// for each run. Hooks run on the engine's goroutines while the run's state
+// is locked, so they must be quick and must not wait for the run (Wait,
+// Cancel or Run of the same run from a hook deadlocks). A hook that panics
+// is recovered and logged.
+func WithHook(h func(Event)) Option {
+	return func(c *config) {
+		if h == nil {
+			c.bad("WithHook(nil)")
+			return
+		}
+		c.hooks = append(c.hooks, h)
+	}
+}
+
+// WithValidator checks inputs and outputs with v instead of a default
+// validator (one made with validator.WithRequiredStructEnabled).
+func WithValidator(v *validator.Validate) Option {
+	return func(c *config) {
+		if v == nil {
+			c.bad("WithValidator(nil)")
+			return
+		}
+		c.validate = v
+	}
+}
+
+// RunOption configures one run, in Run, Start or Resume.
+type RunOption func(*runConfig)
+
+type runConfig struct {
+	timeout     time.Duration
+	retries     int
+	runID       string
+	replace     map[string]replacement
+	trigger     string
+	scheduledAt time.Time
+	inputErr    error // set by the scheduler when the schedule's input failed
+	errs        []error
+}
+
+type replacement struct {
+	handler handlerFunc
+	in, out reflect.Type
+}
+
+func (c *runConfig) bad(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, args...)...))
+}
+
+// RunTimeout bounds the whole run: when d has passed the run ends in state
+// "timed_out" and Run returns an error wrapping ErrTimeout, even if
+// handlers ignore their context (they are left to finish, their results
+// dropped). 0 means no bound beyond the context's.
+func RunTimeout(d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d < 0 {
+			c.bad("RunTimeout(%v): the timeout must be ≥ 0", d)
+			return
+		}
+		c.timeout = d
+	}
+}
+
+// RetryOnFailure makes a failed run try again up to n more times under the
+// same run ID, reusing the outputs of the tasks that already succeeded and
+// running the others afresh. A run that timed out or was cancelled is not
+// retried.
+func RetryOnFailure(n int) RunOption {
+	return func(c *runConfig) {
+		if n < 0 {
+			c.bad("RetryOnFailure(%d): the count must be ≥ 0", n)
+			return
+		}
+		c.retries = n
+	}
+}
+
+// WithRunID gives the run this ID instead of a random one. A workflow's
+// store refuses a second run with the same ID.
+func WithRunID(id string) RunOption {
+	return func(c *runConfig) {
+		if id == "" {
+			c.bad("WithRunID(\"\"): the ID must not be empty")
+			return
+		}
+		c.runID = id
+	}
+}
+
+// ReplaceTask runs h instead of the named task's handler, for this run
+// only: a test's way to stub a task. Run returns an error wrapping
+// ErrNotFound for an unknown task and ErrTypeMismatch when I or O differ
+// from the task's types.
+func ReplaceTask[I, O any](task string, h func(context.Context, I) (O, error)) RunOption {
+	return func(c *runConfig) {
+		if h == nil {
+			c.bad("ReplaceTask(%q, nil)", task)
+			return
+		}
+		if c.replace == nil {
+			c.replace = map[string]replacement{}
+		}
+		c.replace[task] = replacement{handler: adapt(h), in: reflect.TypeFor[I](), out: reflect.TypeFor[O]()}
+	}
+}
+
+// withTrigger marks a run started by the scheduler.
+func withTrigger(trigger string, scheduledAt time.Time) RunOption {
+	return func(c *runConfig) { c.trigger, c.scheduledAt = trigger, scheduledAt }
+}
+
+// withInputError records the run as failed before any task, with err.
+func withInputError(err error) RunOption {
+	return func(c *runConfig) { c.inputErr = err }
+}
+
+func newRunConfig(opts []RunOption) (runConfig, error) {
+	rc := runConfig{trigger: TriggerManual}
+	for _, o := range opts {
+		if o != nil {
+			o(&rc)
+		}
+	}
+	return rc, errors.Join(rc.errs...)
+}
+
+// Triggers of a run, as RunStatus.Trigger reports them.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+)

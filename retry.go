@@ -1,0 +1,151 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+)
+
+// RetryPolicy says how often and how soon a failed task is tried again. The
+// zero value makes one attempt. Waits end early when the run ends.
+type RetryPolicy struct {
+	// Attempts is the total number of attempts, the first included; 0 or 1
+	// means no retry.
+	Attempts int
+	// Delay is the wait before the second attempt.
+	Delay time.Duration
+	// Backoff multiplies the wait after each retry; 0 or 1 keeps it
+	// constant.
+	Backoff float64
+	// MaxDelay caps every wait, jitter included; 0 means no cap.
+	MaxDelay time.Duration
+	// Jitter, from 0 to 1, spreads each wait uniformly within ±Jitter of
+	// itself, so that many failing tasks do not retry in step.
+	Jitter float64
+	// RetryIf decides whether an error is worth another attempt. Nil
+	// retries every error. Errors wrapped by Permanent and the end of the
+	// run are never retried, whatever RetryIf says.
+	RetryIf func(error) bool
+}
+
+func (r RetryPolicy) validate() error {
+	bad := func(f string, v any) error { return fmt.Errorf("retry policy has a negative %s (%v)", f, v) }
+	switch {
+	case r.Attempts < 0:
+		return bad("Attempts", r.Attempts)
+	case r.Delay < 0:
+		return bad("Delay", r.Delay)
+	case r.Backoff < 0 || math.IsNaN(r.Backoff) || math.IsInf(r.Backoff, 0):
+		return fmt.Errorf("retry policy has Backoff %v; it must be a finite number ≥ 0", r.Backoff)
+	case r.MaxDelay < 0:
+		return bad("MaxDelay", r.MaxDelay)
+	case !(r.Jitter >= 0 && r.Jitter <= 1):
+		return fmt.Errorf("retry policy has Jitter %v; it must be between 0 and 1", r.Jitter)
+	}
+	return nil
+}
+
+// attempts is the number of attempts the policy allows.
+func (r RetryPolicy) attempts() int { return max(r.Attempts, 1) }
+
+// retryable reports whether err, the error of an attempt, may be retried.
+func (r RetryPolicy) retryable(err error) bool {
+	if isPermanent(err) {
+		return false
+	}
+	return r.RetryIf == nil || r.RetryIf(err)
+}
+
+// wait is the pause after failed attempt number n (1-based).
+func (r RetryPolicy) wait(n int) time.Duration {
+	d := float64(r.Delay)
+	if r.Backoff > 0 && r.Backoff != 1 {
+		d *= math.Pow(r.Backoff, float64(n-1))
+	}
+	if r.Jitter > 0 {
+		d *= 1 + r.Jitter*(2*rand.Float64()-1)
+	}
+	if r.MaxDelay > 0 && d > float64(r.MaxDelay) {
+		d = float64(r.MaxDelay)
+	}
+	if d >= math.MaxInt64 || math.IsNaN(d) {
+		return math.MaxInt64
+	}
+	return time.Duration(d)
+}
+
+// sleep waits d, or until ctx ends; it reports whether the wait ran out.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// panicError is a recovered handler panic.
+type panicError struct {
+	value any
+	stack string
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("%v: %v", ErrPanic, p.value) }
+func (p *panicError) Unwrap() error { return ErrPanic }
+
+// call runs h with panics recovered into a *panicError.
+func call(ctx context.Context, h handlerFunc, in any) (out any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: string(debug.Stack())}
+		}
+	}()
+	return h(ctx, in)
+}
+
+type result struct {
+	out any
+	err error
+}
+
+// attempt makes one attempt of h. With a timeout the handler runs in a
+// goroutine of its own, so that the attempt ends at the deadline even if the
+// handler ignores ctx; that goroutine is then left to finish and its result
+// goes into a buffered channel nobody reads. Without one the handler runs
+// on the caller's goroutine, which costs nothing extra.
+func attempt(ctx context.Context, h handlerFunc, in any, timeout time.Duration) (any, error) {
+	if timeout <= 0 {
+		return call(ctx, h, in)
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, timeout, errAttemptTimeout)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		out, err := call(actx, h, in)
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errAttemptTimeout) {
+			// The handler gave up at its deadline: that is the timeout.
+			return nil, fmt.Errorf("%w: attempt exceeded %v: %w", ErrTimeout, timeout, r.err)
+		}
+		return r.out, r.err
+	case <-actx.Done():
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("%w: attempt exceeded %v", ErrTimeout, timeout)
+	}
+}
+
+var errAttemptTimeout = errors.New("attempt deadline")

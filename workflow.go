@@ -1,0 +1,952 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// Workflow is a checked, runnable set of tasks: In is what a run takes, Out
+// what it gives. Build one with New; it is safe for concurrent use, and many
+// runs of it may go on at once. The zero Workflow is not usable: its
+// methods return an error wrapping ErrInvalidWorkflow.
+type Workflow[In, Out any] struct {
+	e *engine
+}
+
+// Execution is a run started by Start.
+type Execution[Out any] struct {
+	r *run
+}
+
+// maxResumable is how many ended, unsuccessful runs per workflow keep their
+// task outputs in memory for Resume.
+const maxResumable = 1000
+
+// engine is the untyped core of a Workflow.
+type engine struct {
+	name        string
+	plan        *plan
+	cfg         config
+	validateIn  bool
+	validateOut bool // Out has tags the output task's own check does not cover
+	blank       []TaskStatus
+
+	mu        sync.Mutex
+	active    map[string]*run
+	resumable map[string]*run
+	resumeIDs []string // FIFO of resumable, to bound it
+}
+
+// New checks the tasks and builds a workflow named name. It reports every
+// problem of the definition at once, in an error wrapping
+// ErrInvalidWorkflow and the sentinel of each problem (ErrDuplicateTask,
+// ErrUnknownDependency, ErrCycle, ErrTypeMismatch, ErrInvalidSchedule), and
+// never panics on a bad definition.
+func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, Out], error) {
+	cfg := config{}
+	for _, o := range opts {
+		if o == nil {
+			cfg.bad("nil Option")
+			continue
+		}
+		o(&cfg)
+	}
+	errs := problems(cfg.errs)
+	if name == "" {
+		errs = append(errs, fmt.Errorf("%w: the workflow has an empty name", ErrInvalidWorkflow))
+	}
+	specs := make([]taskSpec, 0, len(tasks))
+	for i, t := range tasks {
+		if t == nil || (reflect.ValueOf(t).Kind() == reflect.Pointer && reflect.ValueOf(t).IsNil()) {
+			errs = append(errs, fmt.Errorf("%w: task %d is nil", ErrInvalidWorkflow, i))
+			continue
+		}
+		specs = append(specs, t.spec())
+	}
+	inType, outType := reflect.TypeFor[In](), reflect.TypeFor[Out]()
+	p, perrs := buildPlan(specs, inType, outType, cfg.output)
+	errs = append(errs, perrs...)
+	errs = append(errs, checkSchedule(&cfg, inType)...)
+	if len(errs) > 0 {
+		return nil, &WorkflowError{
+			Workflow: name,
+			Message:  "invalid definition",
+			Details:  map[string]any{"problems": errs.strings()},
+			Err:      errs,
+		}
+	}
+	if cfg.store == nil {
+		cfg.store = NewMemoryStore()
+	}
+	if cfg.validate == nil {
+		cfg.validate = defaultValidator()
+	}
+	e := &engine{
+		name:       name,
+		plan:       p,
+		cfg:        cfg,
+		validateIn: hasValidateTags(inType),
+		active:     map[string]*run{},
+		resumable:  map[string]*run{},
+	}
+	o := &p.tasks[p.output]
+	e.validateOut = hasValidateTags(outType) && !(o.validateOut && o.out == outType)
+	e.blank = make([]TaskStatus, len(p.order))
+	for k, i := range p.order {
+		e.blank[k] = TaskStatus{Name: p.tasks[i].name, State: StatePending}
+	}
+	return &Workflow[In, Out]{e: e}, nil
+}
+
+// MustNew is New that panics on an invalid definition, for workflows
+// declared at package level.
+func MustNew[In, Out any](name string, tasks Tasks, opts ...Option) *Workflow[In, Out] {
+	w, err := New[In, Out](name, tasks, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+var defaultValidator = sync.OnceValue(func() *validator.Validate {
+	return validator.New(validator.WithRequiredStructEnabled())
+})
+
+func (w *Workflow[In, Out]) engine() (*engine, error) {
+	if w == nil || w.e == nil {
+		return nil, fmt.Errorf("%w: Workflow not built by New", ErrInvalidWorkflow)
+	}
+	return w.e, nil
+}
+
+// Name returns the workflow's name ("" for a zero Workflow).
+func (w *Workflow[In, Out]) Name() string {
+	if w == nil || w.e == nil {
+		return ""
+	}
+	return w.e.name
+}
+
+// Run runs the workflow on in and returns its output. It returns when the
+// run has ended: every task succeeded, one failed for good, the RunTimeout
+// passed, or ctx ended. A run that did not succeed returns a *WorkflowError.
+func (w *Workflow[In, Out]) Run(ctx context.Context, in In, opts ...RunOption) (Out, error) {
+	x, err := w.Start(ctx, in, opts...)
+	if err != nil {
+		var zero Out
+		return zero, err
+	}
+	<-x.r.done
+	return x.result()
+}
+
+// Start starts a run of the workflow on in and returns without waiting for
+// it. The run stops when ctx ends. Errors found before any task starts
+// (bad options, invalid input) are returned here; the run is still
+// recorded when it got a run ID.
+func (w *Workflow[In, Out]) Start(ctx context.Context, in In, opts ...RunOption) (*Execution[Out], error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.start(ctx, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Execution[Out]{r: r}, nil
+}
+
+// Resume continues a run that failed, timed out or was cancelled, under the
+// same run ID: tasks that succeeded keep their outputs, the others run
+// again. Its record in the store is updated and its events appended. It
+// wraps ErrNotFound for an unknown run, and ErrNotResumable for a run that
+// succeeded, is still running, or whose outputs this process no longer
+// holds (outputs are kept in memory for the last 1,000 such runs).
+func (w *Workflow[In, Out]) Resume(ctx context.Context, runID string, opts ...RunOption) (Out, error) {
+	var zero Out
+	e, err := w.engine()
+	if err != nil {
+		return zero, err
+	}
+	r, err := e.resume(ctx, runID, opts)
+	if err != nil {
+		return zero, err
+	}
+	<-r.done
+	return (&Execution[Out]{r: r}).result()
+}
+
+// Cancel stops a run under way and waits until it has ended in state
+// "cancelled" or ctx ends. It wraps ErrNotFound for an unknown run and
+// ErrRunEnded for a run that has already ended.
+func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
+	e, err := w.engine()
+	if err != nil {
+		return err
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	e.mu.Lock()
+	r := e.active[runID]
+	e.mu.Unlock()
+	if r == nil {
+		rs, err := e.cfg.store.Get(ctx, e.name, runID)
+		if err != nil || runID == "" {
+			return fmt.Errorf("workflow %q: cancel: %w", e.name, errors.Join(err, notFoundIfEmpty(runID)))
+		}
+		return fmt.Errorf("workflow %q: cancel run %q: %w (state %s)", e.name, runID, ErrRunEnded, rs.State)
+	}
+	r.baseCancel(errCancelRequested)
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func notFoundIfEmpty(runID string) error {
+	if runID == "" {
+		return fmt.Errorf("%w: empty run ID", ErrNotFound)
+	}
+	return nil
+}
+
+// Status returns the status of the workflow's most recent run. It wraps
+// ErrNotFound when there is none.
+func (w *Workflow[In, Out]) Status(ctx context.Context) (RunStatus, error) {
+	return w.Inspect(ctx, "")
+}
+
+// TaskStatus returns the status of one task in the most recent run. It
+// wraps ErrNotFound when there is no run or no such task.
+func (w *Workflow[In, Out]) TaskStatus(ctx context.Context, task string) (TaskStatus, error) {
+	rs, err := w.Status(ctx)
+	if err != nil {
+		return TaskStatus{}, err
+	}
+	if t, ok := rs.Task(task); ok {
+		return t, nil
+	}
+	return TaskStatus{}, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, rs.Workflow, task)
+}
+
+// Inspect returns the status of one run ("" means the most recent). It
+// wraps ErrNotFound for an unknown run.
+func (w *Workflow[In, Out]) Inspect(ctx context.Context, runID string) (RunStatus, error) {
+	e, err := w.engine()
+	if err != nil {
+		return RunStatus{}, err
+	}
+	if ctx == nil {
+		return RunStatus{}, errNilContext
+	}
+	return e.cfg.store.Get(ctx, e.name, runID)
+}
+
+// History returns the workflow's runs, newest first, as many as the store
+// keeps (see MaxRuns and MaxAge) or as opts narrow them.
+func (w *Workflow[In, Out]) History(ctx context.Context, opts ...HistoryOption) ([]RunStatus, error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, errNilContext
+	}
+	var q HistoryQuery
+	for _, o := range opts {
+		if o != nil {
+			o(&q)
+		}
+	}
+	return e.cfg.store.List(ctx, e.name, q)
+}
+
+// ID returns the run's ID.
+func (x *Execution[Out]) ID() string { return x.r.id }
+
+// Wait waits for the run to end and returns its output, as Run does. If ctx
+// ends first, Wait returns ctx's error and the run goes on.
+func (x *Execution[Out]) Wait(ctx context.Context) (Out, error) {
+	var zero Out
+	if ctx == nil {
+		return zero, errNilContext
+	}
+	select {
+	case <-x.r.done:
+		return x.result()
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// result reads the ended run's outcome.
+func (x *Execution[Out]) result() (Out, error) {
+	var zero Out
+	if x.r.err != nil {
+		return zero, x.r.err
+	}
+	out, _ := x.r.outputs[x.r.e.plan.output].(Out) // nil stays the zero Out
+	return out, nil
+}
+
+var (
+	errNilContext      = fmt.Errorf("%w: nil context", ErrInvalidInput)
+	errCancelRequested = errors.New("Cancel called")
+	errRunTimeout      = errors.New("run timeout")
+	errTaskFailed      = errors.New("a task failed")
+)
+
+// run is one execution of a workflow. Its fields below mu change only under
+// mu; the others are set before the run starts (or, for ctx and cancel,
+// before each pass starts its tasks).
+type run struct {
+	e          *engine
+	id         string
+	input      any
+	handlers   []handlerFunc // per task; nil means the plan's
+	outputs    []any
+	base       context.Context // ends on the caller's cancel or the run timeout
+	baseCancel context.CancelCauseFunc
+	stopTimer  context.CancelFunc
+	stopWatch  func() bool
+	rec        Recorder
+	timeout    time.Duration
+	done       chan struct{}
+	err        error // set before done closes
+
+	mu          sync.Mutex
+	ctx         context.Context // this pass's: ends when a task fails
+	cancel      context.CancelCauseFunc
+	state       []State
+	attempts    []int32
+	pending     []int32 // unfinished dependencies, this pass
+	running     int     // tasks under way
+	queue       []int32 // ready, waiting for a concurrency slot
+	left        int     // tasks not succeeded
+	failure     *WorkflowError
+	retriesLeft int
+	ended       bool
+}
+
+func newRunID() string {
+	return strconv.FormatUint(rand.Uint64()|1<<63, 36)[1:]
+}
+
+func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, error) {
+	r := &run{e: e, id: id, timeout: rc.timeout, retriesLeft: rc.retries, done: make(chan struct{})}
+	if len(rc.replace) > 0 {
+		r.handlers = make([]handlerFunc, len(e.plan.tasks))
+		for i := range e.plan.tasks {
+			r.handlers[i] = e.plan.tasks[i].handler
+		}
+		for name, rep := range rc.replace {
+			i, ok := e.plan.index[name]
+			if !ok {
+				return nil, fmt.Errorf("workflow %q: ReplaceTask: %w: no task %q", e.name, ErrNotFound, name)
+			}
+			t := &e.plan.tasks[i]
+			if rep.in != t.in || rep.out != t.out {
+				return nil, fmt.Errorf("workflow %q: ReplaceTask: %w: task %q is func(context.Context, %s) (%s, error), the replacement takes %s and gives %s",
+					e.name, ErrTypeMismatch, name, t.in, t.out, rep.in, rep.out)
+			}
+			r.handlers[i] = rep.handler
+		}
+	}
+	n := len(e.plan.tasks)
+	r.state = make([]State, n)
+	r.attempts = make([]int32, n)
+	r.pending = make([]int32, n)
+	r.outputs = make([]any, n)
+	for i := range r.state {
+		r.state[i] = StatePending
+	}
+	r.base, r.baseCancel = context.WithCancelCause(ctx)
+	if rc.timeout > 0 {
+		r.base, r.stopTimer = context.WithTimeoutCause(r.base, rc.timeout, errRunTimeout)
+	}
+	return r, nil
+}
+
+func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
+	rc, err := newRunConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("workflow %q: %w", e.name, err)
+	}
+	id := rc.runID
+	if id == "" {
+		id = newRunID()
+	}
+	r, err := e.newRun(ctx, id, rc)
+	if err != nil {
+		return nil, err
+	}
+	r.input = in
+	tasks := make([]TaskStatus, len(e.blank))
+	copy(tasks, e.blank)
+	r.rec, err = e.cfg.store.Create(ctx, RunStatus{
+		RunID: id, Workflow: e.name, State: StatePending, Trigger: rc.trigger,
+		ScheduledAt: rc.scheduledAt, Tasks: tasks,
+	})
+	if err != nil {
+		r.release()
+		return nil, fmt.Errorf("workflow %q: recording run %q: %w", e.name, id, err)
+	}
+	e.mu.Lock()
+	e.active[id] = r
+	e.mu.Unlock()
+
+	r.mu.Lock()
+	r.emit(Event{Type: EventRunStarted})
+	var werr *WorkflowError
+	switch {
+	case rc.inputErr != nil:
+		werr = r.runError("could not make the run's input", rc.inputErr)
+	case e.validateIn:
+		werr = r.check(in, "", "workflow input")
+	}
+	if werr != nil {
+		r.skipRest()
+		r.end(StateFailed, werr)
+		r.mu.Unlock()
+		return nil, werr
+	}
+	spawn := r.beginPass(true)
+	r.mu.Unlock()
+	r.watch()
+	r.spawn(spawn)
+	return r, nil
+}
+
+func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*run, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
+	rc, err := newRunConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("workflow %q: %w", e.name, err)
+	}
+	if rc.runID != "" && rc.runID != runID {
+		return nil, fmt.Errorf("workflow %q: resume: %w: WithRunID(%q) differs from the run resumed (%q)", e.name, ErrInvalidInput, rc.runID, runID)
+	}
+	fail := func(err error) (*run, error) { return nil, fmt.Errorf("workflow %q: resume run %q: %w", e.name, runID, err) }
+	rs, err := e.cfg.store.Get(ctx, e.name, runID)
+	if err != nil || runID == "" {
+		return fail(errors.Join(err, notFoundIfEmpty(runID)))
+	}
+	e.mu.Lock()
+	old := e.resumable[runID]
+	_, active := e.active[runID]
+	switch {
+	case active || rs.State == StateRunning || rs.State == StatePending:
+		e.mu.Unlock()
+		return fail(fmt.Errorf("%w: it is still running", ErrNotResumable))
+	case rs.State == StateSucceeded:
+		e.mu.Unlock()
+		return fail(fmt.Errorf("%w: it succeeded", ErrNotResumable))
+	case old == nil:
+		e.mu.Unlock()
+		return fail(fmt.Errorf("%w: this process no longer holds its task outputs", ErrNotResumable))
+	}
+	delete(e.resumable, runID)
+	r, err := e.newRun(ctx, runID, rc)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	e.active[runID] = r
+	e.mu.Unlock()
+
+	r.input = old.input
+	copy(r.outputs, old.outputs)
+	for i, s := range old.state {
+		if s == StateSucceeded {
+			r.state[i] = StateSucceeded
+		}
+	}
+	r.rec, err = e.cfg.store.Reopen(ctx, e.name, runID)
+	if err != nil {
+		e.mu.Lock()
+		delete(e.active, runID)
+		e.resumable[runID] = old
+		e.mu.Unlock()
+		r.release()
+		return fail(err)
+	}
+	r.mu.Lock()
+	r.emit(Event{Type: EventRunResumed})
+	spawn := r.beginPass(false)
+	r.mu.Unlock()
+	r.watch()
+	r.spawn(spawn)
+	return r, nil
+}
+
+// watch ends the run when its base context ends: the caller's cancel, Cancel
+// or the run timeout. context.AfterFunc starts no goroutine until then.
+func (r *run) watch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ended {
+		r.stopWatch = context.AfterFunc(r.base, r.interrupted)
+	}
+}
+
+// release frees the run's contexts and timer.
+func (r *run) release() {
+	if r.stopTimer != nil {
+		r.stopTimer()
+	}
+	r.baseCancel(context.Canceled)
+}
+
+// beginPass starts a pass over the tasks not yet succeeded: it counts their
+// unfinished dependencies and returns those ready to start. The caller
+// holds r.mu and spawns what it returns after unlocking.
+func (r *run) beginPass(first bool) []int32 {
+	p := r.e.plan
+	r.ctx, r.cancel = context.WithCancelCause(r.base)
+	r.failure = nil
+	r.left = 0
+	var ready []int32
+	for i := range int32(len(p.tasks)) {
+		if r.state[i] == StateSucceeded {
+			continue
+		}
+		r.state[i] = StatePending
+		r.left++
+		deps := p.deps(i)
+		n := int32(len(deps))
+		if !first {
+			n = 0
+			for _, d := range deps {
+				if r.state[d] != StateSucceeded {
+					n++
+				}
+			}
+		}
+		r.pending[i] = n
+		if n == 0 {
+			ready = append(ready, i)
+		}
+	}
+	if r.left == 0 {
+		r.succeed()
+		return nil
+	}
+	return r.admit(ready)
+}
+
+// admit takes ready tasks and returns those that may start now within the
+// concurrency bound; the rest wait in the queue. The caller holds r.mu.
+func (r *run) admit(ready []int32) []int32 {
+	limit := r.e.cfg.maxConcurrency
+	if limit == 0 && len(r.queue) == 0 {
+		r.running += len(ready)
+		return ready
+	}
+	r.queue = append(r.queue, ready...)
+	k := len(r.queue)
+	if limit > 0 {
+		k = min(k, limit-r.running)
+	}
+	if k <= 0 {
+		return nil
+	}
+	start := append([]int32(nil), r.queue[:k]...)
+	r.queue = r.queue[k:]
+	if len(r.queue) == 0 {
+		r.queue = nil
+	}
+	r.running += k
+	return start
+}
+
+func (r *run) spawn(tasks []int32) {
+	if len(tasks) == 0 {
+		return
+	}
+	ctx := r.passCtx()
+	for _, i := range tasks {
+		go r.exec(ctx, i)
+	}
+}
+
+func (r *run) passCtx() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx
+}
+
+// exec runs task i and then, on the same goroutine, one of the tasks its
+// end made ready; the others get goroutines of their own.
+func (r *run) exec(ctx context.Context, i int32) {
+	for i >= 0 {
+		out, state, err, attempts := r.runTask(ctx, i)
+		var spawn []int32
+		i, spawn = r.finish(i, out, state, err, attempts)
+		r.spawn(spawn)
+	}
+}
+
+func (r *run) handler(i int32) handlerFunc {
+	if r.handlers != nil {
+		return r.handlers[i]
+	}
+	return r.e.plan.tasks[i].handler
+}
+
+func (r *run) inputOf(i int32) any {
+	p := r.e.plan
+	t := &p.tasks[i]
+	deps := p.deps(i)
+	switch {
+	case t.in == inputsType && len(deps) > 0:
+		return Inputs{p: p, task: i, outputs: r.outputs}
+	case len(deps) == 0:
+		return r.input
+	default:
+		return r.outputs[deps[0]]
+	}
+}
+
+// runTask makes the attempts of task i, with its retry policy and timeout.
+// It returns the task's end state; StateRunning means the run ended under it.
+func (r *run) runTask(ctx context.Context, i int32) (out any, state State, err error, n int) {
+	t := &r.e.plan.tasks[i]
+	in := r.inputOf(i)
+	h := r.handler(i)
+	if t.validateIn {
+		if werr := r.check(in, t.name, "task input"); werr != nil {
+			return nil, StateFailed, werr, 0
+		}
+	}
+	for n = 1; ; n++ {
+		if !r.beginAttempt(i, n) {
+			return nil, StateRunning, nil, n - 1
+		}
+		out, err = attempt(ctx, h, in, t.timeout)
+		if err == nil && t.validateOut {
+			if werr := r.check(out, t.name, "task output"); werr != nil {
+				return nil, StateFailed, werr, n
+			}
+		}
+		if err == nil {
+			return out, StateSucceeded, nil, n
+		}
+		if ctx.Err() != nil {
+			return nil, StateCancelled, err, n
+		}
+		state = StateFailed
+		if errors.Is(err, ErrTimeout) {
+			state = StateTimedOut
+		}
+		if n >= t.retry.attempts() || !t.retry.retryable(err) {
+			return nil, state, err, n
+		}
+		r.mu.Lock()
+		if !r.ended {
+			r.emit(Event{Type: EventTaskRetrying, Task: t.name, Attempt: n, Error: err.Error()})
+		}
+		r.mu.Unlock()
+		if !sleep(ctx, t.retry.wait(n)) {
+			return nil, StateCancelled, err, n
+		}
+	}
+}
+
+// beginAttempt records the start of attempt n of task i, unless the run or
+// this pass has ended.
+func (r *run) beginAttempt(i int32, n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended || r.ctx.Err() != nil {
+		return false
+	}
+	r.state[i] = StateRunning
+	r.attempts[i] = int32(n)
+	r.emit(Event{Type: EventTaskStarted, Task: r.e.plan.tasks[i].name, Attempt: n})
+	return true
+}
+
+// finish records the end of task i, releases the tasks it made ready, and
+// ends the pass or the run when nothing is left to do. It returns a task
+// for the calling goroutine to run next (-1: none) and the tasks to start
+// on goroutines of their own.
+func (r *run) finish(i int32, out any, state State, err error, attempts int) (next int32, spawn []int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended {
+		return -1, nil // the run ended under this task: its result is dropped
+	}
+	p := r.e.plan
+	t := &p.tasks[i]
+	r.running--
+	var ready []int32
+	switch state {
+	case StateSucceeded:
+		r.outputs[i] = out
+		r.state[i] = StateSucceeded
+		r.left--
+		r.emit(Event{Type: EventTaskSucceeded, Task: t.name, Attempt: attempts})
+		if r.failure == nil {
+			for _, s := range p.succs(i) {
+				r.pending[s]--
+				if r.pending[s] == 0 {
+					ready = append(ready, s)
+				}
+			}
+		}
+	case StateRunning: // stopped before an attempt: the pass is failing
+		if attempts > 0 {
+			r.state[i] = StateCancelled
+			r.emit(Event{Type: EventTaskCancelled, Task: t.name, Attempt: attempts})
+		}
+	default:
+		r.state[i] = state
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		r.emit(Event{Type: taskEventOf[state], Task: t.name, Attempt: attempts, Error: msg})
+		if state != StateCancelled && r.failure == nil {
+			r.failure = r.taskError(t.name, attempts, err)
+			r.cancel(errTaskFailed)
+		}
+	}
+	if r.failure != nil {
+		r.queue = nil
+		if r.running == 0 {
+			return -1, r.passFailed()
+		}
+		return -1, nil
+	}
+	if r.left == 0 {
+		r.succeed()
+		return -1, nil
+	}
+	spawn = r.admit(ready)
+	if len(spawn) > 0 {
+		return spawn[0], spawn[1:]
+	}
+	return -1, nil
+}
+
+var taskEventOf = map[State]string{
+	StateFailed: EventTaskFailed, StateTimedOut: EventTaskTimedOut, StateCancelled: EventTaskCancelled,
+}
+
+// passFailed ends a pass in which a task failed for good: it starts another
+// pass if RetryOnFailure allows one, and otherwise fails the run. The
+// caller holds r.mu.
+func (r *run) passFailed() []int32 {
+	if r.retriesLeft > 0 && r.base.Err() == nil {
+		r.retriesLeft--
+		r.cancel(nil)
+		r.emit(Event{Type: EventRunRetrying, Error: r.failure.Error()})
+		return r.beginPass(false)
+	}
+	r.skipRest()
+	r.end(StateFailed, r.failure)
+	return nil
+}
+
+// succeed ends the run in success, after checking its output. The caller
+// holds r.mu.
+func (r *run) succeed() {
+	if r.e.validateOut {
+		if werr := r.check(r.outputs[r.e.plan.output], "", "workflow output"); werr != nil {
+			r.end(StateFailed, werr)
+			return
+		}
+	}
+	r.end(StateSucceeded, nil)
+}
+
+// interrupted ends the run when its base context ends. Tasks under way are
+// marked cancelled and left to finish; their results are dropped.
+func (r *run) interrupted() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ended {
+		return
+	}
+	cause := context.Cause(r.base)
+	state, werr := StateCancelled, r.runError("run cancelled", fmt.Errorf("%w: %w", ErrCancelled, cause))
+	if errors.Is(cause, errRunTimeout) {
+		state = StateTimedOut
+		werr = r.runError("run timed out", fmt.Errorf("%w: the run exceeded %v", ErrTimeout, r.timeout))
+	}
+	for _, i := range r.e.plan.order {
+		if r.state[i] == StateRunning {
+			r.state[i] = StateCancelled
+			r.emit(Event{Type: EventTaskCancelled, Task: r.e.plan.tasks[i].name, Attempt: int(r.attempts[i]), Error: werr.Err.Error()})
+		}
+	}
+	r.skipRest()
+	r.end(state, werr)
+}
+
+// skipRest marks every task that never started as skipped. The caller holds
+// r.mu.
+func (r *run) skipRest() {
+	for _, i := range r.e.plan.order {
+		if r.state[i] == StatePending {
+			r.state[i] = StateSkipped
+			r.emit(Event{Type: EventTaskSkipped, Task: r.e.plan.tasks[i].name})
+		}
+	}
+}
+
+// end writes the run's terminal state, once. The caller holds r.mu.
+func (r *run) end(state State, werr *WorkflowError) {
+	ev := Event{Type: runEventOf[state]}
+	if werr != nil {
+		r.err = werr
+		ev.Error = werr.Error()
+	}
+	r.emit(ev)
+	r.ended = true
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	if r.cancel != nil {
+		r.cancel(errTaskFailed)
+	}
+	r.release()
+	e := r.e
+	e.mu.Lock()
+	delete(e.active, r.id)
+	if state != StateSucceeded {
+		e.resumable[r.id] = r
+		e.resumeIDs = append(e.resumeIDs, r.id)
+		if len(e.resumeIDs) > maxResumable {
+			delete(e.resumable, e.resumeIDs[0])
+			e.resumeIDs = e.resumeIDs[1:]
+		}
+	}
+	e.mu.Unlock()
+	close(r.done)
+}
+
+var runEventOf = map[State]string{
+	StateSucceeded: EventRunSucceeded, StateFailed: EventRunFailed,
+	StateTimedOut: EventRunTimedOut, StateCancelled: EventRunCancelled,
+}
+
+func (r *run) runError(msg string, err error) *WorkflowError {
+	return &WorkflowError{Workflow: r.e.name, RunID: r.id, Message: msg, Err: err}
+}
+
+// taskError is the run's error when task failed for good with err.
+func (r *run) taskError(task string, attempts int, err error) *WorkflowError {
+	var werr *WorkflowError
+	if errors.As(err, &werr) && werr.Task == task && werr.RunID == r.id {
+		werr.Attempts = attempts
+		return werr // a validation failure, already described
+	}
+	werr = &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, Attempts: attempts, Message: "task failed", Err: err}
+	if errors.Is(err, ErrTimeout) {
+		werr.Message = "task timed out"
+	}
+	var pe *panicError
+	if errors.As(err, &pe) {
+		werr.Message = "task panicked"
+		werr.Details = map[string]any{"panic": pe.value, "stack": pe.stack}
+	}
+	return werr
+}
+
+// check validates v; it returns nil when v is valid.
+func (r *run) check(v any, task, what string) *WorkflowError {
+	err := r.e.cfg.validate.Struct(v)
+	if err == nil {
+		return nil
+	}
+	werr := &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, Message: "invalid " + what,
+		Details: map[string]any{"stage": what}}
+	var verrs validator.ValidationErrors
+	if errors.As(err, &verrs) {
+		fields := make(map[string]string, len(verrs))
+		for _, fe := range verrs {
+			rule := fe.Tag()
+			if fe.Param() != "" {
+				rule += "=" + fe.Param()
+			}
+			fields[fe.Namespace()] = rule
+		}
+		werr.Details["fields"] = fields
+	}
+	werr.Err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	if task != "" {
+		werr.Err = Permanent(werr.Err)
+	}
+	return werr
+}
+
+// emit records ev: in the store, to the hooks and to the logger. The caller
+// holds r.mu, which keeps each run's events in order and none after its end.
+func (r *run) emit(ev Event) {
+	ev.Time = time.Now()
+	ev.RunID = r.id
+	e := r.e
+	if err := r.rec.Append(ev); err != nil && e.cfg.logger != nil {
+		e.cfg.logger.Error("workflow: recording event", "workflow", e.name, "run_id", r.id, "event", ev.Type, "error", err)
+	}
+	for _, h := range e.cfg.hooks {
+		r.callHook(h, ev)
+	}
+	if e.cfg.logger != nil {
+		e.log(ev)
+	}
+}
+
+func (r *run) callHook(h func(Event), ev Event) {
+	defer func() {
+		if v := recover(); v != nil && r.e.cfg.logger != nil {
+			r.e.cfg.logger.Error("workflow: hook panicked", "workflow", r.e.name, "run_id", r.id, "panic", v)
+		}
+	}()
+	h(ev)
+}
+
+func (e *engine) log(ev Event) {
+	level := slog.LevelInfo
+	switch ev.Type {
+	case EventTaskStarted, EventTaskSucceeded, EventTaskSkipped:
+		level = slog.LevelDebug
+	case EventTaskRetrying, EventRunRetrying, EventScheduleSkipped, EventTaskCancelled:
+		level = slog.LevelWarn
+	case EventTaskFailed, EventTaskTimedOut, EventRunFailed, EventRunTimedOut, EventRunCancelled:
+		level = slog.LevelError
+	}
+	ctx := context.Background()
+	if !e.cfg.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("workflow", e.name), slog.String("run_id", ev.RunID)}
+	if ev.Task != "" {
+		attrs = append(attrs, slog.String("task", ev.Task))
+	}
+	if ev.Attempt > 0 {
+		attrs = append(attrs, slog.Int("attempt", ev.Attempt))
+	}
+	if ev.Error != "" {
+		attrs = append(attrs, slog.String("error", ev.Error))
+	}
+	e.cfg.logger.LogAttrs(ctx, level, "workflow "+ev.Type, attrs...)
+}
