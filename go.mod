@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/go-playground/validator/v10 v10.30.6
 	github.com/robfig/cron/v3 v3.0.1
+	go.uber.org/goleak v1.3.0
 )
 
 require (
