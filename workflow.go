@@ -443,7 +443,9 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*r
 	if rc.runID != "" && rc.runID != runID {
 		return nil, fmt.Errorf("workflow %q: resume: %w: WithRunID(%q) differs from the run resumed (%q)", e.name, ErrInvalidInput, rc.runID, runID)
 	}
-	fail := func(err error) (*run, error) { return nil, fmt.Errorf("workflow %q: resume run %q: %w", e.name, runID, err) }
+	fail := func(err error) (*run, error) {
+		return nil, fmt.Errorf("workflow %q: resume run %q: %w", e.name, runID, err)
+	}
 	rs, err := e.cfg.store.Get(ctx, e.name, runID)
 	if err != nil || runID == "" {
 		return fail(errors.Join(err, notFoundIfEmpty(runID)))

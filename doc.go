@@ -1,0 +1,85 @@
+// Package workflow runs typed tasks as a dependency graph, in-process: each
+// task starts as soon as the tasks it depends on have succeeded, alongside
+// every other ready task, with per-task retry and timeout, validated inputs,
+// errors that name the failing task, and a status and history store that
+// says what is running, what failed and what happened.
+//
+// A workflow is a list of Task values given to New, which checks the whole
+// definition once (names, dependencies, cycles, and every type link between
+// tasks) and reports every problem in one error:
+//
+//	type Order struct {
+//		ID    string `validate:"required"`
+//		Items int    `validate:"min=1"`
+//	}
+//
+//	wf, err := workflow.New[Order, string]("orders", workflow.Tasks{
+//		workflow.Task[Order, int]{
+//			Name:    "price",
+//			Handler: func(ctx context.Context, o Order) (int, error) { return o.Items * 250, nil },
+//		},
+//		workflow.Task[Order, bool]{
+//			Name:    "reserve",
+//			Retry:   workflow.RetryPolicy{Attempts: 3, Delay: time.Second, Backoff: 2},
+//			Timeout: 5 * time.Second,
+//			Handler: reserveStock,
+//		},
+//		workflow.Task[workflow.Inputs, string]{
+//			Name:         "confirm",
+//			Dependencies: []string{"price", "reserve"},
+//			Handler: func(ctx context.Context, in workflow.Inputs) (string, error) {
+//				cents, err := workflow.Get[int](in, "price")
+//				if err != nil {
+//					return "", err
+//				}
+//				return fmt.Sprintf("confirmed: %d cents", cents), nil
+//			},
+//		},
+//	})
+//	if err != nil {
+//		return err // names every bad task, dependency and type
+//	}
+//	msg, err := wf.Run(ctx, Order{ID: "o-1", Items: 2})
+//	var werr *workflow.WorkflowError
+//	if errors.As(err, &werr) {
+//		log.Printf("task %q failed after %d attempts: %v", werr.Task, werr.Attempts, werr.Err)
+//	}
+//
+// # Data flow
+//
+// A task without dependencies receives the workflow input, so its I is the
+// workflow's In. A task with one dependency receives that task's output. A
+// task with several dependencies takes Inputs and reads each value with
+// Get. The workflow output is the output of its only task without
+// dependents, or of the task named by WithOutput.
+//
+// # Failure, retry and timeout
+//
+// A failed attempt is retried as its RetryPolicy says; errors wrapped by
+// Permanent are not. Each attempt's context carries the task's Timeout; an
+// attempt still running at the deadline fails with ErrTimeout even if the
+// handler ignores its context, in which case the handler's goroutine is left
+// to finish and its result dropped (Go cannot stop a goroutine). A panic is
+// recovered into an error wrapping ErrPanic, with the stack in the
+// WorkflowError's Details. The first task that fails for good cancels the
+// others' contexts; tasks that never started are marked skipped. RunTimeout
+// bounds a whole run; RetryOnFailure and Resume continue a failed run,
+// reusing the outputs of the tasks that succeeded.
+//
+// # Status and history
+//
+// Every state change is an Event, recorded in a Store (a MemoryStore with
+// bounded retention unless WithStore says otherwise) and passed to hooks
+// (WithHook) and the logger (WithLogger). Status, TaskStatus, Inspect and
+// History read it back.
+//
+// # Schedules
+//
+// A workflow built WithSchedule runs by itself once registered with a
+// Scheduler, on a cron expression in a time zone.
+//
+// # Testing
+//
+// Runs work inside testing/synctest bubbles, so retry delays and timeouts
+// take no real time in tests, and ReplaceTask stubs one task for one run.
+package workflow
