@@ -106,9 +106,11 @@ func ExampleWorkflowError() {
 	errQuota := errors.New("quota exceeded")
 	wf := workflow.MustNew[struct{}, struct{}]("upload", workflow.Tasks{
 		workflow.Task[struct{}, struct{}]{
-			Name:    "send",
-			Retry:   workflow.RetryPolicy{Attempts: 5},
-			Handler: func(ctx context.Context, _ struct{}) (struct{}, error) { return struct{}{}, workflow.Permanent(errQuota) },
+			Name:  "send",
+			Retry: workflow.RetryPolicy{Attempts: 5},
+			Handler: func(ctx context.Context, _ struct{}) (struct{}, error) {
+				return struct{}{}, workflow.Permanent(errQuota)
+			},
 		},
 	})
 	_, err := wf.Run(context.Background(), struct{}{}, workflow.WithRunID("run-1"))

@@ -2,20 +2,48 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"runtime/debug"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
 )
 
 // Schedule says when a workflow runs by itself, once a Scheduler has it.
+//
+// Fire times follow the wall clock of Timezone, as robfig/cron computes
+// them, and so across daylight-saving changes:
+//
+//   - A time that does not exist on the day the clocks go forward is not
+//     fired that day: "30 2 * * *" in America/New_York skips the 02:30 that
+//     the spring-forward Sunday lacks and fires next at 02:30 the day after.
+//     Likewise "0 0 * * *" skips a day on which midnight does not exist.
+//   - A time that occurs twice on the day the clocks go back fires twice:
+//     "30 1 * * *" in America/New_York fires at 01:30 EDT and again at
+//     01:30 EST on the fall-back Sunday.
+//   - Schedules that fire every hour or minute fire once per real hour or
+//     minute, as the clock shows them.
+//   - "@every d" counts elapsed time, in whole seconds, from the
+//     Scheduler's Start and then from each fire, and ignores the zone.
+//
+// Fires missed while the process is not running are not made up; a fire
+// that comes late (the machine was suspended) runs once, with its planned
+// time as ScheduledAt, and the schedule goes on from the current time.
+//
+// Time zones with no daylight saving, such as the default UTC, have none of
+// these irregularities.
 type Schedule struct {
 	// Cron is a standard five-field cron expression ("0 0 * * *") or a
 	// descriptor ("@daily", "@hourly", "@every 90s").
 	Cron string
 	// Timezone is the IANA name of the zone whose wall clock Cron follows
-	// ("America/New_York"); "" means UTC.
+	// ("America/New_York"); "" means UTC. Cron may not carry a "TZ=" or
+	// "CRON_TZ=" prefix: the zone is set here only.
 	Timezone string
 	// Overlap says what a fire does while the previous run is still going;
 	// the zero value is OverlapSkip.
@@ -23,7 +51,9 @@ type Schedule struct {
 }
 
 // OverlapPolicy says what a scheduled fire does while the workflow's
-// previous scheduled run is still going.
+// previous scheduled run is still going. Only scheduled runs count: runs
+// started by Scheduler.Trigger, Run or Start neither wait for the policy nor
+// hold up a fire.
 type OverlapPolicy int
 
 const (
@@ -33,7 +63,9 @@ const (
 	// OverlapAllow starts the run alongside the one under way.
 	OverlapAllow
 	// OverlapQueue keeps at most one fire waiting, started when the run
-	// under way ends; fires while one waits are skipped.
+	// under way ends (its ScheduledAt is still the time it fired); fires
+	// while one waits are skipped as with OverlapSkip. Stop drops a waiting
+	// fire.
 	OverlapQueue
 )
 
@@ -64,8 +96,12 @@ type scheduleInput struct {
 }
 
 // WithScheduleInput makes each scheduled run take its input from fn, called
-// with the fire time. In must be the workflow's In type. An error from fn
-// fails that run, which is recorded; the scheduler goes on.
+// with the fire time, instead of the zero In. In must be the workflow's In
+// type. An error from fn (or a panic in it) fails that run, which is
+// recorded with the error before any task starts; the scheduler goes on.
+// fn runs with the run's context and should return when it ends, so that
+// Scheduler.Stop is not held up. Scheduler.Trigger calls fn too, with the
+// time of the call.
 func WithScheduleInput[In any](fn func(ctx context.Context, fired time.Time) (In, error)) Option {
 	return func(c *config) {
 		if fn == nil {
@@ -99,14 +135,46 @@ func parseSchedule(s Schedule) (*parsedSchedule, error) {
 		}
 		loc = l
 	}
-	sched, err := cronParser.Parse(s.Cron)
+	sched, err := parseCron(s.Cron)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cron %q: %w", ErrInvalidSchedule, s.Cron, err)
 	}
 	if s.Overlap < OverlapSkip || s.Overlap > OverlapQueue {
 		return nil, fmt.Errorf("%w: unknown overlap policy %d", ErrInvalidSchedule, int(s.Overlap))
 	}
-	return &parsedSchedule{Schedule: s, loc: loc, sched: sched}, nil
+	p := &parsedSchedule{Schedule: s, loc: loc, sched: sched}
+	if p.next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("%w: cron %q: it never fires", ErrInvalidSchedule, s.Cron)
+	}
+	return p, nil
+}
+
+// parseCron parses text with robfig/cron, refusing what it would take but
+// we do not: a zone prefix (the zone is Schedule.Timezone's to set; the
+// parser also panics on "TZ=x" without a space) and "@every" below one
+// second (which it would silently round up, zero and negatives included).
+func parseCron(text string) (sched cron.Schedule, err error) {
+	t := strings.TrimSpace(text)
+	if strings.HasPrefix(t, "TZ=") || strings.HasPrefix(t, "CRON_TZ=") {
+		return nil, errors.New("set the time zone with Schedule.Timezone, not in the cron text")
+	}
+	if d, ok := strings.CutPrefix(t, "@every "); ok {
+		if every, err := time.ParseDuration(strings.TrimSpace(d)); err == nil && every < time.Second {
+			return nil, fmt.Errorf("@every needs at least 1s, got %v", every)
+		}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			sched, err = nil, fmt.Errorf("cron parser panicked: %v", v)
+		}
+	}()
+	return cronParser.Parse(text)
+}
+
+// next returns the first fire time after t, in the schedule's zone; zero
+// when there is none within five years (robfig/cron's horizon).
+func (p *parsedSchedule) next(t time.Time) time.Time {
+	return p.sched.Next(t.In(p.loc))
 }
 
 // checkSchedule checks the schedule options of a definition.
@@ -126,4 +194,585 @@ func checkSchedule(c *config, in reflect.Type) problems {
 		}
 	}
 	return errs
+}
+
+// ScheduledWorkflow is a workflow a Scheduler can run: any *Workflow[In,
+// Out] satisfies it. Register accepts only those built with WithSchedule.
+type ScheduledWorkflow interface {
+	// scheduled returns the workflow's engine and the zero value of its In.
+	scheduled() (*engine, any, error)
+}
+
+func (w *Workflow[In, Out]) scheduled() (*engine, any, error) {
+	e, err := w.engine()
+	var zero In
+	return e, zero, err
+}
+
+// ScheduleEntry describes one workflow registered with a Scheduler.
+type ScheduleEntry struct {
+	Workflow string
+	Cron     string
+	// Timezone is the IANA name of the zone the schedule follows ("UTC"
+	// when Schedule.Timezone is empty).
+	Timezone string
+	// Next is the next fire time, in Timezone; zero while the Scheduler is
+	// not started (or if the schedule never fires again).
+	Next time.Time
+	// Prev is the last fire time, in Timezone, skipped fires included; zero
+	// before the first fire.
+	Prev time.Time
+}
+
+// SchedulerOption configures a Scheduler in NewScheduler.
+type SchedulerOption func(*Scheduler)
+
+// WithSchedulerLogger logs the scheduler's work to l: each run it starts
+// (Debug), its end (Info, or Error when it did not succeed), skipped fires
+// (Warn), and runs that could not start or panicked (Error). A workflow's
+// own WithLogger still logs its runs' events.
+func WithSchedulerLogger(l *slog.Logger) SchedulerOption {
+	return func(s *Scheduler) { s.logger = l }
+}
+
+// Scheduler runs registered workflows on their schedules, each scheduled
+// run a normal run of the workflow with Trigger "schedule" and ScheduledAt
+// its fire time. It is safe for concurrent use. Fires are timed with
+// time.NewTimer, so a Scheduler works inside testing/synctest bubbles.
+//
+// Use NewScheduler; the zero Scheduler also works, without a logger.
+type Scheduler struct {
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	entries []*entry // in registration order
+	byName  map[string]*entry
+	gen     *generation // nil while not started
+	runs    *runGroup   // where new runs go
+}
+
+// entry is one registered workflow.
+type entry struct {
+	name   string
+	e      *engine
+	zeroIn any
+	ps     *parsedSchedule
+
+	next, prev time.Time // under Scheduler.mu
+}
+
+// generation is one Start…Stop span: the loops firing the entries.
+type generation struct {
+	stop  chan struct{} // closed by Stop, under Scheduler.mu
+	loops tally
+}
+
+// runGroup is the runs sharing one context, which Stop cancels when its
+// own context ends first.
+type runGroup struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	n      tally
+}
+
+func newRunGroup() *runGroup {
+	g := &runGroup{}
+	g.ctx, g.cancel = context.WithCancelCause(context.Background())
+	return g
+}
+
+// tally counts goroutines so that Stop can wait for none of them left in a
+// select, beside its context. Its fields change under Scheduler.mu.
+type tally struct {
+	n    int
+	zero chan struct{} // closed when n drops to 0
+}
+
+func (t *tally) add() {
+	if t.n == 0 {
+		t.zero = make(chan struct{})
+	}
+	t.n++
+}
+
+func (t *tally) done() {
+	t.n--
+	if t.n == 0 {
+		close(t.zero)
+	}
+}
+
+// errSchedulerStopped is the cause of the runs that Stop cancels.
+var errSchedulerStopped = errors.New("scheduler stopped")
+
+// NewScheduler returns a stopped Scheduler with no workflows.
+func NewScheduler(opts ...SchedulerOption) *Scheduler {
+	s := &Scheduler{}
+	for _, o := range opts {
+		if o != nil {
+			o(s)
+		}
+	}
+	s.init()
+	return s
+}
+
+// init makes what a zero Scheduler lacks. The caller holds s.mu, or is
+// NewScheduler.
+func (s *Scheduler) init() {
+	if s.byName == nil {
+		s.byName = map[string]*entry{}
+	}
+	if s.runs == nil {
+		s.runs = newRunGroup()
+	}
+}
+
+// Register adds a workflow built with WithSchedule; if the Scheduler is
+// started it begins firing at once. It is an error wrapping
+// ErrInvalidSchedule for a workflow without a schedule, one wrapping
+// ErrInvalidWorkflow for a nil or zero Workflow, and an error for a second
+// workflow of the same name.
+func (s *Scheduler) Register(w ScheduledWorkflow) error {
+	if w == nil {
+		return fmt.Errorf("workflow: scheduler: register: %w: nil workflow", ErrInvalidWorkflow)
+	}
+	e, zero, err := w.scheduled()
+	if err != nil {
+		return fmt.Errorf("workflow: scheduler: register: %w", err)
+	}
+	if e.cfg.schedule == nil {
+		return fmt.Errorf("workflow: scheduler: register %q: %w: the workflow has no schedule (see WithSchedule)", e.name, ErrInvalidSchedule)
+	}
+	ps, err := parseSchedule(*e.cfg.schedule)
+	if err != nil {
+		return fmt.Errorf("workflow: scheduler: register %q: %w", e.name, err)
+	}
+	en := &entry{name: e.name, e: e, zeroIn: zero, ps: ps}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	if _, dup := s.byName[en.name]; dup {
+		return fmt.Errorf("workflow: scheduler: register %q: a workflow of that name is already registered", en.name)
+	}
+	s.byName[en.name] = en
+	s.entries = append(s.entries, en)
+	if s.gen != nil {
+		s.launch(en, s.gen)
+	}
+	return nil
+}
+
+// Start begins firing the registered workflows; the first fire of each is
+// its schedule's first time after now. Start on a started Scheduler does
+// nothing; Start after Stop starts again.
+func (s *Scheduler) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	if s.gen != nil {
+		return
+	}
+	s.gen = &generation{stop: make(chan struct{})}
+	for _, en := range s.entries {
+		s.launch(en, s.gen)
+	}
+}
+
+// Stop stops new fires at once (a fire waiting under OverlapQueue is
+// dropped) and waits for the runs under way, scheduled and triggered, to
+// end. It cancels nothing by itself: if ctx ends first, Stop cancels those
+// runs, waits for them to be recorded in state "cancelled" (which the
+// engine does at once; handlers that ignore their context are left to
+// finish on their own), and returns ctx's error. Stop on a Scheduler that
+// is not started still waits for triggered runs. A hook must not call Stop:
+// skipped fires reach hooks on the goroutine Stop waits for.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	s.mu.Lock()
+	s.init()
+	g := s.gen
+	if g != nil {
+		s.gen = nil
+		close(g.stop)
+		for _, en := range s.entries {
+			en.next = time.Time{}
+		}
+	}
+	runs := s.runs
+	s.mu.Unlock()
+
+	var err error
+	if g != nil {
+		err = s.await(ctx, &g.loops)
+	}
+	if err == nil {
+		err = s.await(ctx, &runs.n)
+	}
+	if err == nil {
+		return nil
+	}
+	s.mu.Lock()
+	if s.runs == runs {
+		s.runs = newRunGroup() // runs started from now on are not cancelled
+	}
+	s.mu.Unlock()
+	runs.cancel(errSchedulerStopped)
+	// The engine ends a cancelled run at once, without waiting for its
+	// handlers, so these waits are short.
+	if g != nil {
+		_ = s.await(context.Background(), &g.loops)
+	}
+	_ = s.await(context.Background(), &runs.n)
+	return err
+}
+
+// await waits until t counts nothing or ctx ends.
+func (s *Scheduler) await(ctx context.Context, t *tally) error {
+	for {
+		s.mu.Lock()
+		n, zero := t.n, t.zero
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-zero:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Entries describes the registered workflows, in registration order.
+func (s *Scheduler) Entries() []ScheduleEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ScheduleEntry, len(s.entries))
+	for i, en := range s.entries {
+		out[i] = ScheduleEntry{
+			Workflow: en.name,
+			Cron:     en.ps.Cron,
+			Timezone: en.ps.loc.String(),
+			Next:     en.next,
+			Prev:     en.prev,
+		}
+	}
+	return out
+}
+
+// Trigger starts a run of the named workflow now, whether or not the
+// Scheduler is started, and returns its run ID once it has started,
+// without waiting for its end. The run has Trigger "manual" and takes its
+// input as a scheduled run does; the overlap policy does not apply to it.
+// It does not end with ctx (it keeps ctx's values), but Stop waits for it
+// and may cancel it. Trigger wraps ErrNotFound for a name not registered.
+// When the run fails before any task (its input could not be made or is
+// invalid), Trigger returns its error and, as it is recorded, its run ID.
+func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err error) {
+	if ctx == nil {
+		return "", errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.init()
+	en := s.byName[name]
+	if en == nil {
+		s.mu.Unlock()
+		return "", fmt.Errorf("workflow: scheduler: trigger: %w: no workflow %q is registered", ErrNotFound, name)
+	}
+	grp := s.runs
+	grp.n.add()
+	s.mu.Unlock()
+
+	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	unhook := context.AfterFunc(grp.ctx, func() { cancel(context.Cause(grp.ctx)) })
+	release := func() {
+		unhook()
+		cancel(nil)
+		s.finished(grp)
+	}
+	r, err := s.begin(rctx, en, time.Now())
+	if err != nil {
+		release()
+		var werr *WorkflowError
+		if errors.As(err, &werr) {
+			runID = werr.RunID
+		}
+		s.logRunError(en, runID, TriggerManual, "workflow: triggered run could not start", err)
+		return runID, err
+	}
+	s.logDebug(en, r.id, TriggerManual, "workflow: triggered run started")
+	go func() {
+		defer release()
+		defer s.recoverIn(en, "waiting for a triggered run")
+		<-r.done
+		s.logEnd(en, r, TriggerManual)
+	}()
+	return r.id, nil
+}
+
+// launch starts en's loop in generation g. The caller holds s.mu.
+func (s *Scheduler) launch(en *entry, g *generation) {
+	next := en.ps.next(time.Now())
+	en.next = next
+	g.loops.add()
+	go s.loop(en, g, next)
+}
+
+// loop fires en at its schedule's times until g stops. It alone keeps the
+// overlap state of en's scheduled runs, which tell it of their end on a
+// channel: no lock is held while a run goes on, so nothing waits on a mutex
+// (which testing/synctest could not see through) and the queue holds at
+// most one fire.
+func (s *Scheduler) loop(en *entry, g *generation, next time.Time) {
+	defer func() {
+		s.mu.Lock()
+		g.loops.done()
+		s.mu.Unlock()
+	}()
+	var (
+		ended    = make(chan struct{}) // a scheduled run of this loop ended
+		running  int                   // scheduled runs under way
+		queued   bool                  // a fire waits (OverlapQueue)
+		queuedAt time.Time
+		timer    *time.Timer
+		fire     <-chan time.Time
+	)
+	arm := func() {
+		fire = nil
+		if next.IsZero() {
+			s.logWarn(en, "workflow: schedule has no further fire time")
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(next))
+		} else {
+			timer.Reset(time.Until(next))
+		}
+		fire = timer.C
+	}
+	arm()
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-ended:
+			running--
+			if queued {
+				queued = false
+				if s.startScheduled(en, g, queuedAt, ended) {
+					running++
+				}
+			}
+		case <-fire:
+			fired := next
+			// Never before the fire time, so a clock set back cannot fire
+			// the same time twice.
+			now := time.Now()
+			if now.Before(fired) {
+				now = fired
+			}
+			next = en.ps.next(now)
+			if !s.fired(en, g, fired, next) {
+				return
+			}
+			switch {
+			case running == 0 || en.ps.Overlap == OverlapAllow:
+				if s.startScheduled(en, g, fired, ended) {
+					running++
+				}
+			case en.ps.Overlap == OverlapQueue && !queued:
+				queued, queuedAt = true, fired
+			case en.ps.Overlap == OverlapQueue:
+				s.skip(en, fired, "a fire is already waiting for the run under way")
+			default:
+				s.skip(en, fired, "the previous run is still going")
+			}
+			arm()
+		}
+	}
+}
+
+// fired records a fire of en and its next time; it reports false when g has
+// stopped meanwhile.
+func (s *Scheduler) fired(en *entry, g *generation, fired, next time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != g {
+		return false
+	}
+	en.prev, en.next = fired, next
+	return true
+}
+
+// startScheduled starts a run of en for the fire at fired, unless g has
+// stopped; the run signals ended when it is over.
+func (s *Scheduler) startScheduled(en *entry, g *generation, fired time.Time, ended chan<- struct{}) bool {
+	s.mu.Lock()
+	select {
+	case <-g.stop:
+		s.mu.Unlock()
+		return false
+	default:
+	}
+	grp := s.runs
+	grp.n.add()
+	s.mu.Unlock()
+	go s.runScheduled(en, g, grp, fired, ended)
+	return true
+}
+
+func (s *Scheduler) runScheduled(en *entry, g *generation, grp *runGroup, fired time.Time, ended chan<- struct{}) {
+	defer s.finished(grp)
+	defer func() {
+		select {
+		case ended <- struct{}{}:
+		case <-g.stop: // the loop is gone
+		}
+	}()
+	defer s.recoverIn(en, "a scheduled run")
+	r, err := s.begin(grp.ctx, en, fired, withTrigger(TriggerSchedule, fired))
+	if err != nil {
+		var werr *WorkflowError
+		id := ""
+		if errors.As(err, &werr) {
+			id = werr.RunID
+		}
+		s.logRunError(en, id, TriggerSchedule, "workflow: scheduled run could not start", err)
+		return
+	}
+	s.logDebug(en, r.id, TriggerSchedule, "workflow: scheduled run started", slog.Time("scheduled_at", fired))
+	<-r.done
+	s.logEnd(en, r, TriggerSchedule)
+}
+
+// finished counts a run of grp as over.
+func (s *Scheduler) finished(grp *runGroup) {
+	s.mu.Lock()
+	grp.n.done()
+	s.mu.Unlock()
+}
+
+// begin makes the input of a run of en fired at fired and starts the run.
+// A failed or panicking input function fails the run, recorded.
+func (s *Scheduler) begin(ctx context.Context, en *entry, fired time.Time, opts ...RunOption) (r *run, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logPanic(en, "starting a run", v)
+			r, err = nil, fmt.Errorf("workflow %q: starting a run: %w: %v", en.name, ErrPanic, v)
+		}
+	}()
+	in := en.zeroIn
+	if si := en.e.cfg.scheduleInput; si != nil {
+		v, ierr := s.input(ctx, en, si, fired)
+		if ierr != nil {
+			opts = append(opts, withInputError(ierr))
+		} else {
+			in = v
+		}
+	}
+	return en.e.start(ctx, in, opts)
+}
+
+func (s *Scheduler) input(ctx context.Context, en *entry, si *scheduleInput, fired time.Time) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logPanic(en, "the WithScheduleInput function", p)
+			v, err = nil, fmt.Errorf("%w: in the WithScheduleInput function: %v", ErrPanic, p)
+		}
+	}()
+	return si.fn(ctx, fired)
+}
+
+// skip reports a fire that the overlap policy skipped: to the workflow's
+// hooks and logger, as an Event, and to the scheduler's logger.
+func (s *Scheduler) skip(en *entry, fired time.Time, reason string) {
+	ev := Event{
+		Time:  time.Now(),
+		Type:  EventScheduleSkipped,
+		Error: fmt.Sprintf("fire at %s skipped: %s", fired.Format(time.RFC3339), reason),
+	}
+	for _, h := range en.e.cfg.hooks {
+		s.callHook(en, h, ev)
+	}
+	if l := en.e.cfg.logger; l != nil {
+		en.e.log(ev)
+	}
+	if s.logger != nil && s.logger != en.e.cfg.logger {
+		s.logger.Warn("workflow: scheduled fire skipped", "workflow", en.name,
+			"scheduled_at", fired, "overlap", en.ps.Overlap.String(), "reason", reason)
+	}
+}
+
+func (s *Scheduler) callHook(en *entry, h func(Event), ev Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logPanic(en, "a hook", v)
+		}
+	}()
+	h(ev)
+}
+
+// recoverIn logs a panic of the scheduler's own goroutine, so that nothing
+// it runs can crash the process. Use it deferred.
+func (s *Scheduler) recoverIn(en *entry, where string) {
+	if v := recover(); v != nil {
+		s.logPanic(en, where, v)
+	}
+}
+
+// The logging helpers below do nothing without a logger; the workflow's
+// logger is used when the scheduler has none, so that panics are not lost.
+
+func (s *Scheduler) loggerFor(en *entry) *slog.Logger {
+	if s.logger != nil {
+		return s.logger
+	}
+	return en.e.cfg.logger
+}
+
+func (s *Scheduler) logPanic(en *entry, where string, v any) {
+	if l := s.loggerFor(en); l != nil {
+		l.Error("workflow: scheduler recovered a panic", "workflow", en.name, "in", where,
+			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	}
+}
+
+func (s *Scheduler) logWarn(en *entry, msg string) {
+	if s.logger != nil {
+		s.logger.Warn(msg, "workflow", en.name, "cron", en.ps.Cron, "timezone", en.ps.loc.String())
+	}
+}
+
+func (s *Scheduler) logDebug(en *entry, runID, trigger, msg string, attrs ...any) {
+	if s.logger != nil {
+		s.logger.Debug(msg, append([]any{"workflow", en.name, "run_id", runID, "trigger", trigger}, attrs...)...)
+	}
+}
+
+func (s *Scheduler) logRunError(en *entry, runID, trigger, msg string, err error) {
+	if s.logger != nil {
+		s.logger.Error(msg, "workflow", en.name, "run_id", runID, "trigger", trigger, "error", err.Error())
+	}
+}
+
+func (s *Scheduler) logEnd(en *entry, r *run, trigger string) {
+	if s.logger == nil {
+		return
+	}
+	if r.err != nil {
+		s.logRunError(en, r.id, trigger, "workflow: run did not succeed", r.err)
+		return
+	}
+	s.logger.Info("workflow: run succeeded", "workflow", en.name, "run_id", r.id, "trigger", trigger)
 }
