@@ -97,6 +97,12 @@ func buildPlan(specs []taskSpec, in, out reflect.Type, outputTask string) (*plan
 	// reported and left out, so the rest of the checks still run.
 	p.depOff = make([]int32, n+1)
 	succCount := make([]int32, n+1)
+	edges := 0
+	for _, s := range specs {
+		edges += len(s.deps)
+	}
+	p.depFlat = make([]int32, 0, edges)
+	listed := make([]int32, n) // listed[j] == i+1: task i already lists j
 	for i, s := range specs {
 		start := len(p.depFlat)
 		for _, d := range s.deps {
@@ -105,10 +111,11 @@ func buildPlan(specs []taskSpec, in, out reflect.Type, outputTask string) (*plan
 				bad(ErrUnknownDependency, "task %q depends on %q, which is not defined", s.name, d)
 				continue
 			}
-			if slices.Contains(p.depFlat[start:], j) {
+			if listed[j] == int32(i)+1 {
 				bad(ErrInvalidWorkflow, "task %q lists dependency %q more than once", s.name, d)
 				continue
 			}
+			listed[j] = int32(i) + 1
 			p.depFlat = append(p.depFlat, j)
 			succCount[j]++
 		}
@@ -253,7 +260,7 @@ func (p *plan) chooseOutput(name string, bad func(error, string, ...any)) {
 	} else {
 		var sinks []string
 		for i := range int32(len(p.tasks)) {
-			if p.succOff[i] == p.succOff[i+1] {
+			if p.succOff[i] == p.succOff[i+1] && p.index[p.tasks[i].name] == i { // a duplicate is reported already
 				if p.output < 0 {
 					p.output = i
 				}

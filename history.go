@@ -107,8 +107,8 @@ type TaskStatus struct {
 
 // apply changes rs by one event; task is the event's task's position in
 // rs.Tasks, or -1 for a run event.
-func (rs *RunStatus) apply(ev Event, task int) {
-	rs.Events = append(rs.Events, ev)
+func (rs *RunStatus) apply(ev *Event, task int) {
+	rs.Events = append(rs.Events, *ev)
 	if task >= 0 {
 		t := &rs.Tasks[task]
 		switch ev.Type {
@@ -119,7 +119,9 @@ func (rs *RunStatus) apply(ev Event, task int) {
 			}
 		case EventTaskRetrying:
 			t.Error = ev.Error
-		case EventTaskSucceeded, EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
+		case EventTaskSucceeded: // the common end, without a map lookup
+			t.State, t.EndedAt, t.Error = StateSucceeded, ev.Time, ev.Error
+		case EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
 			t.State, t.EndedAt, t.Error = taskEnd[ev.Type], ev.Time, ev.Error
 		}
 		return
@@ -214,7 +216,8 @@ func MaxAge(d time.Duration) StoreOption { return func(s *MemoryStore) { s.maxAg
 
 // MemoryStore is a Store in memory, safe for concurrent use. Each run has
 // its own lock, so recording one run's events never waits on another's;
-// retention is applied as runs are created, with no goroutine of its own.
+// retention is applied as runs are created and as they end, with no
+// goroutine of its own. The zero MemoryStore keeps every run.
 type MemoryStore struct {
 	maxRuns int
 	maxAge  time.Duration
@@ -234,6 +237,8 @@ type record struct {
 	index map[string]int // task name → position; built on demand
 	ended atomic.Bool
 	elem  *list.Element
+	store *MemoryStore // for retention when the run ends
+	flow  *flowRuns
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -270,6 +275,9 @@ func (s *MemoryStore) Create(ctx context.Context, run RunStatus) (Recorder, erro
 func (s *MemoryStore) flow(name string) *flowRuns {
 	f := s.flows[name]
 	if f == nil {
+		if s.flows == nil { // a zero MemoryStore
+			s.flows = map[string]*flowRuns{}
+		}
 		f = &flowRuns{byID: map[string]*record{}, order: list.New()}
 		s.flows[name] = f
 	}
@@ -282,24 +290,57 @@ func (s *MemoryStore) insert(f *flowRuns, rec *record) {
 	}
 	f.byID[rec.rs.RunID] = rec
 	rec.elem = f.order.PushBack(rec)
+	rec.store, rec.flow = s, f
 }
 
-// prune drops ended runs beyond MaxRuns, oldest first, and those past
-// MaxAge. The caller holds s.mu.
+// insertByStart is insert for a restored run, which may be older than runs
+// already held: it goes after the last run that started no later than it,
+// so that the order stays oldest first for History, Get("") and retention.
+// The caller holds s.mu.
+func (s *MemoryStore) insertByStart(f *flowRuns, rec *record) {
+	if old := f.byID[rec.rs.RunID]; old != nil {
+		f.order.Remove(old.elem)
+	}
+	f.byID[rec.rs.RunID] = rec
+	at := rec.rs.StartedAt
+	e := f.order.Back()
+	for ; e != nil && !at.IsZero(); e = e.Prev() {
+		other := e.Value.(*record)
+		other.mu.Lock()
+		started := other.rs.StartedAt
+		other.mu.Unlock()
+		if !started.IsZero() && !started.After(at) {
+			break
+		}
+	}
+	if e == nil && !at.IsZero() {
+		rec.elem = f.order.PushFront(rec)
+	} else if e == nil {
+		rec.elem = f.order.PushBack(rec)
+	} else {
+		rec.elem = f.order.InsertAfter(rec, e)
+	}
+}
+
+// prune drops the ended runs older than the newest MaxRuns, and those that
+// ended more than MaxAge ago. Runs under way are kept, and dropped in their
+// turn when they end, so that what remains is always the newest runs: a
+// run that ends early never makes room for an older one still going. The
+// caller holds s.mu.
 func (s *MemoryStore) prune(f *flowRuns) {
-	excess := 0
+	old := 0 // how many of the oldest runs are beyond the newest MaxRuns
 	if s.maxRuns > 0 {
-		excess = len(f.byID) - s.maxRuns
+		old = f.order.Len() - s.maxRuns
 	}
 	var cutoff time.Time
 	if s.maxAge > 0 {
 		cutoff = time.Now().Add(-s.maxAge)
 	}
-	for e := f.order.Front(); e != nil && (excess > 0 || !cutoff.IsZero()); {
+	for e := f.order.Front(); e != nil && (old > 0 || !cutoff.IsZero()); old-- {
 		next := e.Next()
 		rec := e.Value.(*record)
 		if rec.ended.Load() {
-			drop := excess > 0
+			drop := old > 0
 			if !drop && !cutoff.IsZero() {
 				rec.mu.Lock()
 				drop = rec.rs.EndedAt.Before(cutoff)
@@ -308,13 +349,22 @@ func (s *MemoryStore) prune(f *flowRuns) {
 			if drop {
 				f.order.Remove(e)
 				delete(f.byID, rec.rs.RunID)
-				excess--
-			} else if excess <= 0 {
+			} else if old <= 0 {
 				break // runs are in creation order: the rest are younger
 			}
 		}
 		e = next
 	}
+}
+
+// retain applies retention to f when one of its runs has ended.
+func (s *MemoryStore) retain(f *flowRuns) {
+	if s.maxRuns <= 0 && s.maxAge <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(f)
 }
 
 // Reopen implements Store.
@@ -347,29 +397,57 @@ func (s *MemoryStore) find(workflow, runID string) (*record, error) {
 }
 
 // Append implements Recorder.
-func (r *record) Append(ev Event) error {
+func (r *record) Append(ev Event) error { return r.appendAt(&ev, -1) }
+
+// appendAt is Append for an event of the task at position pos of the
+// run's Tasks (-1: unknown), as the engine knows it: that saves finding the
+// task by name on every event. A pos that does not name ev.Task (a record
+// restored from another version of the workflow) falls back to the name.
+func (r *record) appendAt(ev *Event, pos int) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	ended, err := r.appendLocked(ev, pos)
+	r.mu.Unlock()
+	if ended && r.store != nil { // after r.mu is released: s.mu comes first
+		r.store.retain(r.flow)
+	}
+	return err
+}
+
+// appendLocked records ev and reports whether it ended the run. The caller
+// holds r.mu.
+func (r *record) appendLocked(ev *Event, pos int) (ended bool, err error) {
 	task := -1
 	if ev.Task != "" {
-		if r.index == nil {
-			r.index = make(map[string]int, len(r.rs.Tasks))
-			for i, t := range r.rs.Tasks {
-				r.index[t.Name] = i
+		if pos >= 0 && pos < len(r.rs.Tasks) && r.rs.Tasks[pos].Name == ev.Task {
+			task = pos
+		} else {
+			if task, err = r.position(ev.Task); err != nil {
+				return false, err
 			}
 		}
-		i, ok := r.index[ev.Task]
-		if !ok {
-			return fmt.Errorf("%w: run %q has no task %q", ErrNotFound, r.rs.RunID, ev.Task)
-		}
-		task = i
 	}
 	r.rs.apply(ev, task)
 	if task < 0 && r.rs.State.Ended() {
 		r.index = nil // an ended run is read, not written: free the index
 		r.ended.Store(true)
+		return true, nil
 	}
-	return nil
+	return false, nil
+}
+
+// position finds the named task in the run's Tasks. The caller holds r.mu.
+func (r *record) position(task string) (int, error) {
+	if r.index == nil {
+		r.index = make(map[string]int, len(r.rs.Tasks))
+		for i, t := range r.rs.Tasks {
+			r.index[t.Name] = i
+		}
+	}
+	i, ok := r.index[task]
+	if !ok {
+		return -1, fmt.Errorf("%w: run %q has no task %q", ErrNotFound, r.rs.RunID, task)
+	}
+	return i, nil
 }
 
 // Get implements Store.
@@ -472,7 +550,7 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 		rec := &record{rs: run}
 		rec.ended.Store(run.State.Ended())
 		f := s.flow(run.Workflow)
-		s.insert(f, rec)
+		s.insertByStart(f, rec)
 		touched[f] = true
 	}
 	for f := range touched {

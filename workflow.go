@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,7 +31,7 @@ type Execution[Out any] struct {
 
 // maxResumable is how many ended, unsuccessful runs per workflow keep their
 // task outputs in memory for Resume.
-const maxResumable = 1000
+const maxResumable = 100
 
 // engine is the untyped core of a Workflow.
 type engine struct {
@@ -39,6 +41,7 @@ type engine struct {
 	validateIn  bool
 	validateOut bool // Out has tags the output task's own check does not cover
 	blank       []TaskStatus
+	pos         []int32 // pos[i]: task i's position in blank, its place in RunStatus.Tasks
 
 	mu        sync.Mutex
 	active    map[string]*run
@@ -101,8 +104,10 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	o := &p.tasks[p.output]
 	e.validateOut = hasValidateTags(outType) && !(o.validateOut && o.out == outType)
 	e.blank = make([]TaskStatus, len(p.order))
+	e.pos = make([]int32, len(p.tasks))
 	for k, i := range p.order {
 		e.blank[k] = TaskStatus{Name: p.tasks[i].name, State: StatePending}
+		e.pos[i] = int32(k)
 	}
 	return &Workflow[In, Out]{e: e}, nil
 }
@@ -128,6 +133,11 @@ func (w *Workflow[In, Out]) engine() (*engine, error) {
 	return w.e, nil
 }
 
+// nilContext is the error of method when given a nil context.
+func (e *engine) nilContext(method string) error {
+	return fmt.Errorf("workflow %q: %s: %w", e.name, method, errNilContext)
+}
+
 // Name returns the workflow's name ("" for a zero Workflow).
 func (w *Workflow[In, Out]) Name() string {
 	if w == nil || w.e == nil {
@@ -140,6 +150,10 @@ func (w *Workflow[In, Out]) Name() string {
 // run has ended: every task succeeded, one failed for good, the RunTimeout
 // passed, or ctx ended. A run that did not succeed returns a *WorkflowError.
 func (w *Workflow[In, Out]) Run(ctx context.Context, in In, opts ...RunOption) (Out, error) {
+	if e, err := w.engine(); err == nil && ctx == nil {
+		var zero Out
+		return zero, e.nilContext("Run")
+	}
 	x, err := w.Start(ctx, in, opts...)
 	if err != nil {
 		var zero Out
@@ -170,7 +184,7 @@ func (w *Workflow[In, Out]) Start(ctx context.Context, in In, opts ...RunOption)
 // again. Its record in the store is updated and its events appended. It
 // wraps ErrNotFound for an unknown run, and ErrNotResumable for a run that
 // succeeded, is still running, or whose outputs this process no longer
-// holds (outputs are kept in memory for the last 1,000 such runs).
+// holds (outputs are kept in memory for the last 100 such runs of each Workflow value).
 func (w *Workflow[In, Out]) Resume(ctx context.Context, runID string, opts ...RunOption) (Out, error) {
 	var zero Out
 	e, err := w.engine()
@@ -194,7 +208,7 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 		return err
 	}
 	if ctx == nil {
-		return errNilContext
+		return e.nilContext("Cancel")
 	}
 	e.mu.Lock()
 	r := e.active[runID]
@@ -203,6 +217,10 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 		rs, err := e.cfg.store.Get(ctx, e.name, runID)
 		if err != nil || runID == "" {
 			return fmt.Errorf("workflow %q: cancel: %w", e.name, errors.Join(err, notFoundIfEmpty(runID)))
+		}
+		if !rs.State.Ended() {
+			// Another Workflow value (or process) on the same store runs it.
+			return fmt.Errorf("workflow %q: cancel run %q: it is %s, but not in this Workflow value", e.name, runID, rs.State)
 		}
 		return fmt.Errorf("workflow %q: cancel run %q: %w (state %s)", e.name, runID, ErrRunEnded, rs.State)
 	}
@@ -225,12 +243,18 @@ func notFoundIfEmpty(runID string) error {
 // Status returns the status of the workflow's most recent run. It wraps
 // ErrNotFound when there is none.
 func (w *Workflow[In, Out]) Status(ctx context.Context) (RunStatus, error) {
+	if e, err := w.engine(); err == nil && ctx == nil {
+		return RunStatus{}, e.nilContext("Status")
+	}
 	return w.Inspect(ctx, "")
 }
 
 // TaskStatus returns the status of one task in the most recent run. It
 // wraps ErrNotFound when there is no run or no such task.
 func (w *Workflow[In, Out]) TaskStatus(ctx context.Context, task string) (TaskStatus, error) {
+	if e, err := w.engine(); err == nil && ctx == nil {
+		return TaskStatus{}, e.nilContext("TaskStatus")
+	}
 	rs, err := w.Status(ctx)
 	if err != nil {
 		return TaskStatus{}, err
@@ -249,7 +273,7 @@ func (w *Workflow[In, Out]) Inspect(ctx context.Context, runID string) (RunStatu
 		return RunStatus{}, err
 	}
 	if ctx == nil {
-		return RunStatus{}, errNilContext
+		return RunStatus{}, e.nilContext("Inspect")
 	}
 	return e.cfg.store.Get(ctx, e.name, runID)
 }
@@ -262,13 +286,19 @@ func (w *Workflow[In, Out]) History(ctx context.Context, opts ...HistoryOption) 
 		return nil, err
 	}
 	if ctx == nil {
-		return nil, errNilContext
+		return nil, e.nilContext("History")
 	}
 	var q HistoryQuery
 	for _, o := range opts {
 		if o != nil {
 			o(&q)
 		}
+	}
+	switch {
+	case q.Limit < 0:
+		return nil, fmt.Errorf("workflow %q: History: %w: HistoryLimit(%d): the limit must be ≥ 0", e.name, ErrInvalidInput, q.Limit)
+	case q.State != "" && !q.State.valid():
+		return nil, fmt.Errorf("workflow %q: History: %w: HistoryState(%q) is not a state", e.name, ErrInvalidInput, q.State)
 	}
 	return e.cfg.store.List(ctx, e.name, q)
 }
@@ -281,7 +311,7 @@ func (x *Execution[Out]) ID() string { return x.r.id }
 func (x *Execution[Out]) Wait(ctx context.Context) (Out, error) {
 	var zero Out
 	if ctx == nil {
-		return zero, errNilContext
+		return zero, fmt.Errorf("workflow %q run %q: Wait: %w", x.r.e.name, x.r.id, errNilContext)
 	}
 	select {
 	case <-x.r.done:
@@ -332,12 +362,16 @@ type run struct {
 	state       []State
 	attempts    []int32
 	pending     []int32 // unfinished dependencies, this pass
-	running     int     // tasks under way
-	queue       []int32 // ready, waiting for a concurrency slot
-	left        int     // tasks not succeeded
+	running     int     // tasks taken by a goroutine, under way
+	queue       []int32 // ready tasks in order; queue[head:] wait for a goroutine or a concurrency slot
+	head        int
+	idle        int // goroutines started that have not yet taken a task
+	fan         int // the most such goroutines at once
+	left        int // tasks not succeeded
 	failure     *WorkflowError
 	retriesLeft int
 	ended       bool
+	refused     *WorkflowError // the run's input was refused: nothing to resume
 }
 
 func newRunID() string {
@@ -345,7 +379,8 @@ func newRunID() string {
 }
 
 func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, error) {
-	r := &run{e: e, id: id, timeout: rc.timeout, retriesLeft: rc.retries, done: make(chan struct{})}
+	r := &run{e: e, id: id, timeout: rc.timeout, retriesLeft: rc.retries, done: make(chan struct{}),
+		fan: runtime.GOMAXPROCS(0)}
 	if len(rc.replace) > 0 {
 		r.handlers = make([]handlerFunc, len(e.plan.tasks))
 		for i := range e.plan.tasks {
@@ -381,7 +416,7 @@ func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, err
 
 func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, error) {
 	if ctx == nil {
-		return nil, errNilContext
+		return nil, e.nilContext("Start")
 	}
 	rc, err := newRunConfig(opts)
 	if err != nil {
@@ -420,12 +455,14 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 		werr = r.check(in, "", "workflow input")
 	}
 	if werr != nil {
+		r.refused = werr
 		r.skipRest()
 		r.end(StateFailed, werr)
 		r.mu.Unlock()
 		return nil, werr
 	}
-	spawn := r.beginPass(true)
+	r.beginPass(true)
+	spawn := r.spawnable()
 	r.mu.Unlock()
 	r.watch()
 	r.spawn(spawn)
@@ -434,7 +471,7 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 
 func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*run, error) {
 	if ctx == nil {
-		return nil, errNilContext
+		return nil, e.nilContext("Resume")
 	}
 	rc, err := newRunConfig(opts)
 	if err != nil {
@@ -463,8 +500,12 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*r
 	case old == nil:
 		e.mu.Unlock()
 		return fail(fmt.Errorf("%w: this process no longer holds its task outputs", ErrNotResumable))
+	case old.refused != nil: // its tasks would get the input that was refused
+		e.mu.Unlock()
+		return fail(fmt.Errorf("%w: its input was refused: %w", ErrNotResumable, old.refused))
 	}
 	delete(e.resumable, runID)
+	e.resumeIDs = slices.DeleteFunc(e.resumeIDs, func(id string) bool { return id == runID })
 	r, err := e.newRun(ctx, runID, rc)
 	if err != nil {
 		e.mu.Unlock()
@@ -485,13 +526,15 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*r
 		e.mu.Lock()
 		delete(e.active, runID)
 		e.resumable[runID] = old
+		e.resumeIDs = append(e.resumeIDs, runID)
 		e.mu.Unlock()
 		r.release()
 		return fail(err)
 	}
 	r.mu.Lock()
 	r.emit(Event{Type: EventRunResumed})
-	spawn := r.beginPass(false)
+	r.beginPass(false)
+	spawn := r.spawnable()
 	r.mu.Unlock()
 	r.watch()
 	r.spawn(spawn)
@@ -517,14 +560,14 @@ func (r *run) release() {
 }
 
 // beginPass starts a pass over the tasks not yet succeeded: it counts their
-// unfinished dependencies and returns those ready to start. The caller
-// holds r.mu and spawns what it returns after unlocking.
-func (r *run) beginPass(first bool) []int32 {
+// unfinished dependencies and queues those ready to start. The caller holds
+// r.mu, and then starts goroutines for the queue (see spawnable).
+func (r *run) beginPass(first bool) {
 	p := r.e.plan
 	r.ctx, r.cancel = context.WithCancelCause(r.base)
 	r.failure = nil
 	r.left = 0
-	var ready []int32
+	r.queue, r.head = r.queue[:0], 0
 	for i := range int32(len(p.tasks)) {
 		if r.state[i] == StateSucceeded {
 			continue
@@ -543,64 +586,94 @@ func (r *run) beginPass(first bool) []int32 {
 		}
 		r.pending[i] = n
 		if n == 0 {
-			ready = append(ready, i)
+			r.queue = append(r.queue, i)
 		}
 	}
 	if r.left == 0 {
 		r.succeed()
-		return nil
 	}
-	return r.admit(ready)
 }
 
-// admit takes ready tasks and returns those that may start now within the
-// concurrency bound; the rest wait in the queue. The caller holds r.mu.
-func (r *run) admit(ready []int32) []int32 {
-	limit := r.e.cfg.maxConcurrency
-	if limit == 0 && len(r.queue) == 0 {
-		r.running += len(ready)
-		return ready
+// Ready tasks wait in r.queue for a goroutine. A goroutine that finishes a
+// task takes the next one from the queue itself, in the same critical
+// section, so that quick tasks cost no goroutine each; and while tasks
+// wait, up to r.fan goroutines more are on their way to take them, each of
+// which starts another before running its task. So a task that blocks
+// never holds up the queue, and every ready task starts at once, as with a
+// goroutine per task, for a fraction of the goroutines.
+
+// startable is how many queued tasks may start now. The caller holds r.mu.
+func (r *run) startable() int {
+	if r.ended || r.failure != nil {
+		return 0
 	}
-	r.queue = append(r.queue, ready...)
-	k := len(r.queue)
-	if limit > 0 {
+	k := len(r.queue) - r.head
+	if limit := r.e.cfg.maxConcurrency; limit > 0 {
 		k = min(k, limit-r.running)
 	}
-	if k <= 0 {
-		return nil
-	}
-	start := append([]int32(nil), r.queue[:k]...)
-	r.queue = r.queue[k:]
-	if len(r.queue) == 0 {
-		r.queue = nil
-	}
-	r.running += k
-	return start
+	return k
 }
 
-func (r *run) spawn(tasks []int32) {
-	if len(tasks) == 0 {
-		return
+// spawnable counts the goroutines to start for the queue, and counts them
+// as idle. The caller holds r.mu and starts them with spawn after
+// unlocking.
+func (r *run) spawnable() int {
+	n := min(r.startable(), r.fan) - r.idle
+	if n <= 0 {
+		return 0
 	}
-	ctx := r.passCtx()
-	for _, i := range tasks {
-		go r.exec(ctx, i)
+	r.idle += n
+	return n
+}
+
+func (r *run) spawn(n int) {
+	for range n {
+		go r.work()
 	}
 }
 
-func (r *run) passCtx() context.Context {
+// take pops the next task that may start now (-1: none) and records the
+// start of its first attempt, unless its input must be checked first
+// (begun false: runTask begins the attempt). It returns the pass's context
+// for the task, and the goroutines to start for the rest of the queue. The
+// caller holds r.mu.
+func (r *run) take() (i int32, ctx context.Context, begun bool, spawn int) {
+	i = -1
+	if r.startable() > 0 {
+		i = r.queue[r.head]
+		r.head++
+		if r.head == len(r.queue) {
+			r.queue, r.head = r.queue[:0], 0
+		}
+		r.running++
+		if !r.e.plan.tasks[i].validateIn && r.ctx.Err() == nil {
+			r.state[i] = StateRunning
+			r.attempts[i] = 1
+			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: 1})
+			begun = true
+		}
+	}
+	return i, r.ctx, begun, r.spawnable()
+}
+
+// work is a goroutine started by spawn: it takes a task from the queue and
+// runs it, and those after it, on this goroutine.
+func (r *run) work() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ctx
+	r.idle--
+	i, ctx, begun, spawn := r.take()
+	r.mu.Unlock()
+	r.spawn(spawn)
+	r.exec(ctx, i, begun)
 }
 
-// exec runs task i and then, on the same goroutine, one of the tasks its
-// end made ready; the others get goroutines of their own.
-func (r *run) exec(ctx context.Context, i int32) {
+// exec runs task i (-1: none), then takes the next task from the queue and
+// runs it, until the queue has none that may start.
+func (r *run) exec(ctx context.Context, i int32, begun bool) {
 	for i >= 0 {
-		out, state, err, attempts := r.runTask(ctx, i)
-		var spawn []int32
-		i, spawn = r.finish(i, out, state, err, attempts)
+		out, state, err, attempts := r.runTask(ctx, i, begun)
+		var spawn int
+		i, ctx, begun, spawn = r.finish(i, out, state, err, attempts)
 		r.spawn(spawn)
 	}
 }
@@ -626,19 +699,20 @@ func (r *run) inputOf(i int32) any {
 	}
 }
 
-// runTask makes the attempts of task i, with its retry policy and timeout.
-// It returns the task's end state; StateRunning means the run ended under it.
-func (r *run) runTask(ctx context.Context, i int32) (out any, state State, err error, n int) {
+// runTask makes the attempts of task i, with its retry policy and timeout;
+// begun says that take has recorded the start of the first. It returns the
+// task's end state; StateRunning means the run ended under it.
+func (r *run) runTask(ctx context.Context, i int32, begun bool) (out any, state State, err error, n int) {
 	t := &r.e.plan.tasks[i]
 	in := r.inputOf(i)
 	h := r.handler(i)
-	if t.validateIn {
+	if t.validateIn && !begun {
 		if werr := r.check(in, t.name, "task input"); werr != nil {
 			return nil, StateFailed, werr, 0
 		}
 	}
 	for n = 1; ; n++ {
-		if !r.beginAttempt(i, n) {
+		if !(n == 1 && begun) && !r.beginAttempt(i, n) {
 			return nil, StateRunning, nil, n - 1
 		}
 		out, err = attempt(ctx, h, in, t.timeout)
@@ -657,12 +731,16 @@ func (r *run) runTask(ctx context.Context, i int32) (out any, state State, err e
 		if errors.Is(err, ErrTimeout) {
 			state = StateTimedOut
 		}
-		if n >= t.retry.attempts() || !t.retry.retryable(err) {
+		if n >= t.retry.attempts() {
+			return nil, state, err, n
+		}
+		var retry bool
+		if retry, err = t.retry.retryable(err); !retry {
 			return nil, state, err, n
 		}
 		r.mu.Lock()
 		if !r.ended {
-			r.emit(Event{Type: EventTaskRetrying, Task: t.name, Attempt: n, Error: err.Error()})
+			r.emitTask(i, Event{Type: EventTaskRetrying, Attempt: n, Error: err.Error()})
 		}
 		r.mu.Unlock()
 		if !sleep(ctx, t.retry.wait(n)) {
@@ -681,42 +759,40 @@ func (r *run) beginAttempt(i int32, n int) bool {
 	}
 	r.state[i] = StateRunning
 	r.attempts[i] = int32(n)
-	r.emit(Event{Type: EventTaskStarted, Task: r.e.plan.tasks[i].name, Attempt: n})
+	r.emitTask(i, Event{Type: EventTaskStarted, Attempt: n})
 	return true
 }
 
-// finish records the end of task i, releases the tasks it made ready, and
-// ends the pass or the run when nothing is left to do. It returns a task
-// for the calling goroutine to run next (-1: none) and the tasks to start
-// on goroutines of their own.
-func (r *run) finish(i int32, out any, state State, err error, attempts int) (next int32, spawn []int32) {
+// finish records the end of task i, queues the tasks it made ready, and
+// ends the pass or the run when nothing is left to do. Then it takes the
+// next task for the calling goroutine, as take does.
+func (r *run) finish(i int32, out any, state State, err error, attempts int) (next int32, ctx context.Context, begun bool, spawn int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ended {
-		return -1, nil // the run ended under this task: its result is dropped
+		return -1, nil, false, 0 // the run ended under this task: its result is dropped
 	}
 	p := r.e.plan
 	t := &p.tasks[i]
 	r.running--
-	var ready []int32
 	switch state {
 	case StateSucceeded:
 		r.outputs[i] = out
 		r.state[i] = StateSucceeded
 		r.left--
-		r.emit(Event{Type: EventTaskSucceeded, Task: t.name, Attempt: attempts})
+		r.emitTask(i, Event{Type: EventTaskSucceeded, Attempt: attempts})
 		if r.failure == nil {
 			for _, s := range p.succs(i) {
 				r.pending[s]--
 				if r.pending[s] == 0 {
-					ready = append(ready, s)
+					r.queue = append(r.queue, s)
 				}
 			}
 		}
 	case StateRunning: // stopped before an attempt: the pass is failing
 		if attempts > 0 {
 			r.state[i] = StateCancelled
-			r.emit(Event{Type: EventTaskCancelled, Task: t.name, Attempt: attempts})
+			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: attempts})
 		}
 	default:
 		r.state[i] = state
@@ -724,28 +800,22 @@ func (r *run) finish(i int32, out any, state State, err error, attempts int) (ne
 		if err != nil {
 			msg = err.Error()
 		}
-		r.emit(Event{Type: taskEventOf[state], Task: t.name, Attempt: attempts, Error: msg})
+		r.emitTask(i, Event{Type: taskEventOf[state], Attempt: attempts, Error: msg})
 		if state != StateCancelled && r.failure == nil {
 			r.failure = r.taskError(t.name, attempts, err)
 			r.cancel(errTaskFailed)
 		}
 	}
 	if r.failure != nil {
-		r.queue = nil
-		if r.running == 0 {
-			return -1, r.passFailed()
+		r.queue, r.head = r.queue[:0], 0
+		if r.running > 0 {
+			return -1, nil, false, 0
 		}
-		return -1, nil
-	}
-	if r.left == 0 {
+		r.passFailed() // may begin another pass, whose tasks this goroutine takes
+	} else if r.left == 0 {
 		r.succeed()
-		return -1, nil
 	}
-	spawn = r.admit(ready)
-	if len(spawn) > 0 {
-		return spawn[0], spawn[1:]
-	}
-	return -1, nil
+	return r.take()
 }
 
 var taskEventOf = map[State]string{
@@ -755,16 +825,16 @@ var taskEventOf = map[State]string{
 // passFailed ends a pass in which a task failed for good: it starts another
 // pass if RetryOnFailure allows one, and otherwise fails the run. The
 // caller holds r.mu.
-func (r *run) passFailed() []int32 {
+func (r *run) passFailed() {
 	if r.retriesLeft > 0 && r.base.Err() == nil {
 		r.retriesLeft--
 		r.cancel(nil)
 		r.emit(Event{Type: EventRunRetrying, Error: r.failure.Error()})
-		return r.beginPass(false)
+		r.beginPass(false)
+		return
 	}
 	r.skipRest()
 	r.end(StateFailed, r.failure)
-	return nil
 }
 
 // succeed ends the run in success, after checking its output. The caller
@@ -796,7 +866,7 @@ func (r *run) interrupted() {
 	for _, i := range r.e.plan.order {
 		if r.state[i] == StateRunning {
 			r.state[i] = StateCancelled
-			r.emit(Event{Type: EventTaskCancelled, Task: r.e.plan.tasks[i].name, Attempt: int(r.attempts[i]), Error: werr.Err.Error()})
+			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: int(r.attempts[i]), Error: werr.Err.Error()})
 		}
 	}
 	r.skipRest()
@@ -809,7 +879,7 @@ func (r *run) skipRest() {
 	for _, i := range r.e.plan.order {
 		if r.state[i] == StatePending {
 			r.state[i] = StateSkipped
-			r.emit(Event{Type: EventTaskSkipped, Task: r.e.plan.tasks[i].name})
+			r.emitTask(i, Event{Type: EventTaskSkipped})
 		}
 	}
 }
@@ -875,7 +945,7 @@ func (r *run) taskError(task string, attempts int, err error) *WorkflowError {
 
 // check validates v; it returns nil when v is valid.
 func (r *run) check(v any, task, what string) *WorkflowError {
-	err := r.e.cfg.validate.Struct(v)
+	err := validateStruct(r.e.cfg.validate, v)
 	if err == nil {
 		return nil
 	}
@@ -893,21 +963,52 @@ func (r *run) check(v any, task, what string) *WorkflowError {
 		}
 		werr.Details["fields"] = fields
 	}
-	werr.Err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	werr.Err = err
+	if !errors.Is(err, ErrInvalidWorkflow) {
+		werr.Err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
 	if task != "" {
 		werr.Err = Permanent(werr.Err)
 	}
 	return werr
 }
 
+// validateStruct validates v, turning a validator panic (a validate tag
+// that names no rule, for one) into an error: it may run on a task's
+// goroutine, where a panic would crash the process.
+func validateStruct(val *validator.Validate, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: validator: %v", ErrInvalidWorkflow, p)
+		}
+	}()
+	return val.Struct(v)
+}
+
 // emit records ev: in the store, to the hooks and to the logger. The caller
 // holds r.mu, which keeps each run's events in order and none after its end.
-func (r *run) emit(ev Event) {
+func (r *run) emit(ev Event) { r.record(ev, -1) }
+
+// emitTask records ev, an event of task i, as emit does.
+func (r *run) emitTask(i int32, ev Event) {
+	ev.Task = r.e.plan.tasks[i].name
+	r.record(ev, int(r.e.pos[i]))
+}
+
+// record is emit for an event whose task is at position pos of the run's
+// Tasks (-1: a run event, or unknown).
+func (r *run) record(ev Event, pos int) {
 	ev.Time = time.Now()
 	ev.RunID = r.id
 	e := r.e
-	if err := r.rec.Append(ev); err != nil && e.cfg.logger != nil {
-		e.cfg.logger.Error("workflow: recording event", "workflow", e.name, "run_id", r.id, "event", ev.Type, "error", err)
+	var err error
+	if rec, ok := r.rec.(*record); ok { // the MemoryStore's: by position
+		err = rec.appendAt(&ev, pos)
+	} else {
+		err = r.rec.Append(ev)
+	}
+	if err != nil && e.cfg.logger != nil {
+		r.recordFailed(ev.Type, err)
 	}
 	for _, h := range e.cfg.hooks {
 		r.callHook(h, ev)
@@ -915,6 +1016,12 @@ func (r *run) emit(ev Event) {
 	if e.cfg.logger != nil {
 		e.log(ev)
 	}
+}
+
+// recordFailed logs an event the store refused; it is apart from record,
+// to keep the stack of the engine's goroutines small.
+func (r *run) recordFailed(event string, err error) {
+	r.e.cfg.logger.Error("workflow: recording event", "workflow", r.e.name, "run_id", r.id, "event", event, "error", err)
 }
 
 func (r *run) callHook(h func(Event), ev Event) {
