@@ -53,11 +53,23 @@ func (r RetryPolicy) validate() error {
 func (r RetryPolicy) attempts() int { return max(r.Attempts, 1) }
 
 // retryable reports whether err, the error of an attempt, may be retried.
-func (r RetryPolicy) retryable(err error) bool {
+// A RetryIf that panics says no, and the panic (wrapping ErrPanic, with its
+// stack) is joined to err, which it returns: it runs on the engine's
+// goroutine, where a panic would crash the process.
+func (r RetryPolicy) retryable(err error) (retry bool, out error) {
 	if isPermanent(err) {
-		return false
+		return false, err
 	}
-	return r.RetryIf == nil || r.RetryIf(err)
+	if r.RetryIf == nil {
+		return true, err
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			retry = false
+			out = fmt.Errorf("%w (RetryIf panicked: %w)", err, &panicError{value: v, stack: string(debug.Stack())})
+		}
+	}()
+	return r.RetryIf(err), err
 }
 
 // wait is the pause after failed attempt number n (1-based).
