@@ -45,41 +45,55 @@ func (p *plan) dependsOn(i, d int32) bool {
 	return ok
 }
 
-// buildPlan checks the specs and builds their plan. It reports every problem
-// it finds, never panicking on a bad definition.
-func buildPlan(specs []taskSpec, in, out reflect.Type, outputTask string) (*plan, problems) {
+// buildPlan checks the tasks (their specs, as New read them) and builds
+// their plan, which keeps the tasks slice. It reports every problem it
+// finds, never panicking on a bad definition.
+func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, problems) {
 	var errs problems
 	bad := func(sentinel error, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...))
 	}
-	if len(specs) == 0 {
+	if len(tasks) == 0 {
 		bad(ErrInvalidWorkflow, "no tasks")
 		return nil, errs
 	}
-	if len(specs) > math.MaxInt32 {
-		bad(ErrInvalidWorkflow, "%d tasks, more than %d", len(specs), math.MaxInt32)
+	if len(tasks) > math.MaxInt32 {
+		bad(ErrInvalidWorkflow, "%d tasks, more than %d", len(tasks), math.MaxInt32)
 		return nil, errs
 	}
 
-	n := len(specs)
+	n := len(tasks)
 	p := &plan{
-		tasks:   make([]node, n),
+		tasks:   tasks,
 		index:   make(map[string]int32, n),
 		names:   make([]string, n),
 		inType:  in,
 		outType: out,
 	}
-	for i, s := range specs {
-		p.tasks[i].taskSpec = s
-		p.names[i] = s.name
-		switch {
-		case s.name == "":
-			bad(ErrInvalidWorkflow, "task %d has an empty name", i)
-		default:
-			if _, dup := p.index[s.name]; dup {
-				bad(ErrDuplicateTask, "task %q is defined more than once", s.name)
-			} else {
-				p.index[s.name] = int32(i)
+	// Names are indexed with one map operation each; only when that finds
+	// an empty name or fewer names than tasks is the index built again,
+	// checking each name in turn.
+	for i := range tasks {
+		p.names[i] = tasks[i].name
+		p.index[tasks[i].name] = int32(i)
+	}
+	_, blank := p.index[""]
+	checkNames := len(p.index) < n || blank
+	if checkNames {
+		clear(p.index)
+	}
+	for i := range tasks {
+		s := &tasks[i].taskSpec
+		if checkNames {
+			switch {
+			case s.name == "":
+				bad(ErrInvalidWorkflow, "task %d has an empty name", i)
+			default:
+				if _, dup := p.index[s.name]; dup {
+					bad(ErrDuplicateTask, "task %q is defined more than once", s.name)
+				} else {
+					p.index[s.name] = int32(i)
+				}
 			}
 		}
 		if s.handler == nil {
@@ -98,12 +112,13 @@ func buildPlan(specs []taskSpec, in, out reflect.Type, outputTask string) (*plan
 	p.depOff = make([]int32, n+1)
 	succCount := make([]int32, n+1)
 	edges := 0
-	for _, s := range specs {
-		edges += len(s.deps)
+	for i := range tasks {
+		edges += len(tasks[i].deps)
 	}
 	p.depFlat = make([]int32, 0, edges)
 	listed := make([]int32, n) // listed[j] == i+1: task i already lists j
-	for i, s := range specs {
+	for i := range tasks {
+		s := &tasks[i].taskSpec
 		start := len(p.depFlat)
 		for _, d := range s.deps {
 			j, ok := p.index[d]

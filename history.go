@@ -232,13 +232,14 @@ type flowRuns struct {
 }
 
 type record struct {
-	mu    sync.Mutex
-	rs    RunStatus
-	index map[string]int // task name → position; built on demand
-	ended atomic.Bool
-	elem  *list.Element
-	store *MemoryStore // for retention when the run ends
-	flow  *flowRuns
+	mu       sync.Mutex
+	rs       RunStatus
+	index    map[string]int // task name → position; built on demand
+	ended    atomic.Bool
+	elem     *list.Element
+	store    *MemoryStore // for retention when the run ends
+	flow     *flowRuns
+	restored bool // by Restore, not recorded by a run of this process
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -320,6 +321,7 @@ func (s *MemoryStore) insertByStart(f *flowRuns, rec *record) {
 	} else {
 		rec.elem = f.order.InsertAfter(rec, e)
 	}
+	rec.store, rec.flow = s, f
 }
 
 // prune drops the ended runs older than the newest MaxRuns, and those that
@@ -339,19 +341,23 @@ func (s *MemoryStore) prune(f *flowRuns) {
 	for e := f.order.Front(); e != nil && (old > 0 || !cutoff.IsZero()); old-- {
 		next := e.Next()
 		rec := e.Value.(*record)
-		if rec.ended.Load() {
-			drop := old > 0
-			if !drop && !cutoff.IsZero() {
-				rec.mu.Lock()
-				drop = rec.rs.EndedAt.Before(cutoff)
-				rec.mu.Unlock()
+		drop := old > 0 && rec.ended.Load()
+		if !drop && !cutoff.IsZero() {
+			rec.mu.Lock()
+			started, ended := rec.rs.StartedAt, rec.rs.EndedAt
+			rec.mu.Unlock()
+			if old <= 0 && started.After(cutoff) {
+				// Runs are in the order they started: the rest started
+				// after the cutoff too, so none can have ended before it.
+				// (A run that started earlier may end later: ending
+				// recently does not stop the walk.)
+				break
 			}
-			if drop {
-				f.order.Remove(e)
-				delete(f.byID, rec.rs.RunID)
-			} else if old <= 0 {
-				break // runs are in creation order: the rest are younger
-			}
+			drop = rec.ended.Load() && ended.Before(cutoff)
+		}
+		if drop {
+			f.order.Remove(e)
+			delete(f.byID, rec.rs.RunID)
 		}
 		e = next
 	}
@@ -461,8 +467,33 @@ func (s *MemoryStore) Get(ctx context.Context, workflow, runID string) (RunStatu
 	return rec.rs.clone(), nil
 }
 
+// task returns the status of one task of a run (runID "": the most recent)
+// and whether the run has it, without copying the run; pos is where the
+// caller expects the task in the run's Tasks (-1: unknown).
+func (s *MemoryStore) task(workflow, runID, task string, pos int) (TaskStatus, bool, error) {
+	rec, err := s.find(workflow, runID)
+	if err != nil {
+		return TaskStatus{}, false, err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	tasks := rec.rs.Tasks
+	if pos >= 0 && pos < len(tasks) && tasks[pos].Name == task {
+		return tasks[pos], true, nil
+	}
+	for _, t := range tasks {
+		if t.Name == task {
+			return t, true, nil
+		}
+	}
+	return TaskStatus{}, false, nil
+}
+
 // List implements Store.
 func (s *MemoryStore) List(ctx context.Context, workflow string, q HistoryQuery) ([]RunStatus, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("workflow: MemoryStore.List: %w", errNilContext)
+	}
 	s.mu.RLock()
 	var recs []*record
 	if f := s.flows[workflow]; f != nil {
@@ -524,8 +555,10 @@ func (s *MemoryStore) Snapshot(w io.Writer) error {
 }
 
 // Restore adds the runs of a Snapshot to the store, replacing those of the
-// same workflow and run ID, then applies retention. It is all or nothing:
-// if r holds anything but a valid snapshot, Restore returns an error that
+// same workflow and run ID, then applies retention. A run under way in this
+// store is kept as it is: its record is newer than any snapshot, and its
+// end must not be lost. It is all or nothing: if r holds anything but a
+// valid snapshot (and nothing after it), Restore returns an error that
 // says where and the store is unchanged.
 func (s *MemoryStore) Restore(r io.Reader) error {
 	var snap snapshot
@@ -533,6 +566,9 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&snap); err != nil {
 		return fmt.Errorf("workflow: restore: %w: %w", ErrInvalidInput, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("workflow: restore: %w: data after the snapshot, at byte %d", ErrInvalidInput, dec.InputOffset())
 	}
 	if snap.Version != snapshotVersion {
 		return fmt.Errorf("workflow: restore: %w: snapshot version %d, want %d", ErrInvalidInput, snap.Version, snapshotVersion)
@@ -547,9 +583,12 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 	defer s.mu.Unlock()
 	touched := map[*flowRuns]bool{}
 	for _, run := range snap.Runs {
-		rec := &record{rs: run}
+		rec := &record{rs: run, restored: true}
 		rec.ended.Store(run.State.Ended())
 		f := s.flow(run.Workflow)
+		if live := f.byID[run.RunID]; live != nil && !live.ended.Load() && !live.restored {
+			continue
+		}
 		s.insertByStart(f, rec)
 		touched[f] = true
 	}

@@ -389,7 +389,7 @@ func (s *Scheduler) Start() {
 // skipped fires reach hooks on the goroutine Stop waits for.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	if ctx == nil {
-		return errNilContext
+		return fmt.Errorf("workflow: scheduler: Stop: %w", errNilContext)
 	}
 	s.mu.Lock()
 	s.init()
@@ -473,7 +473,7 @@ func (s *Scheduler) Entries() []ScheduleEntry {
 // invalid), Trigger returns its error and, as it is recorded, its run ID.
 func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err error) {
 	if ctx == nil {
-		return "", errNilContext
+		return "", fmt.Errorf("workflow: scheduler: Trigger %q: %w", name, errNilContext)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"slices"
 	"time"
 )
 
@@ -54,7 +53,7 @@ type handlerFunc func(ctx context.Context, in any) (any, error)
 // taskSpec is the untyped record New reads from each Task.
 type taskSpec struct {
 	name    string
-	deps    []string
+	deps    []string // from spec, the Task's own slice: New copies it
 	retry   RetryPolicy
 	timeout time.Duration
 	in, out reflect.Type
@@ -64,7 +63,7 @@ type taskSpec struct {
 func (t Task[I, O]) spec() taskSpec {
 	s := taskSpec{
 		name:    t.Name,
-		deps:    slices.Clone(t.Dependencies),
+		deps:    t.Dependencies,
 		retry:   t.Retry,
 		timeout: t.Timeout,
 		in:      reflect.TypeFor[I](),

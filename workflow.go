@@ -39,9 +39,8 @@ type engine struct {
 	plan        *plan
 	cfg         config
 	validateIn  bool
-	validateOut bool // Out has tags the output task's own check does not cover
-	blank       []TaskStatus
-	pos         []int32 // pos[i]: task i's position in blank, its place in RunStatus.Tasks
+	validateOut bool    // Out has tags the output task's own check does not cover
+	pos         []int32 // pos[i]: task i's place in RunStatus.Tasks (topological order)
 
 	mu        sync.Mutex
 	active    map[string]*run
@@ -67,16 +66,28 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	if name == "" {
 		errs = append(errs, fmt.Errorf("%w: the workflow has an empty name", ErrInvalidWorkflow))
 	}
-	specs := make([]taskSpec, 0, len(tasks))
+	nodes := make([]node, 0, len(tasks))
 	for i, t := range tasks {
 		if t == nil || (reflect.ValueOf(t).Kind() == reflect.Pointer && reflect.ValueOf(t).IsNil()) {
 			errs = append(errs, fmt.Errorf("%w: task %d is nil", ErrInvalidWorkflow, i))
 			continue
 		}
-		specs = append(specs, t.spec())
+		nodes = append(nodes, node{taskSpec: t.spec()})
+	}
+	// Copy the dependency names, so that later changes to the Tasks do
+	// not reach the workflow: one array for all, not one per task.
+	edges := 0
+	for i := range nodes {
+		edges += len(nodes[i].deps)
+	}
+	depNames := make([]string, 0, edges)
+	for i := range nodes {
+		start := len(depNames)
+		depNames = append(depNames, nodes[i].deps...)
+		nodes[i].deps = depNames[start:len(depNames):len(depNames)]
 	}
 	inType, outType := reflect.TypeFor[In](), reflect.TypeFor[Out]()
-	p, perrs := buildPlan(specs, inType, outType, cfg.output)
+	p, perrs := buildPlan(nodes, inType, outType, cfg.output)
 	errs = append(errs, perrs...)
 	errs = append(errs, checkSchedule(&cfg, inType)...)
 	if len(errs) > 0 {
@@ -103,10 +114,8 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	}
 	o := &p.tasks[p.output]
 	e.validateOut = hasValidateTags(outType) && !(o.validateOut && o.out == outType)
-	e.blank = make([]TaskStatus, len(p.order))
 	e.pos = make([]int32, len(p.tasks))
 	for k, i := range p.order {
-		e.blank[k] = TaskStatus{Name: p.tasks[i].name, State: StatePending}
 		e.pos[i] = int32(k)
 	}
 	return &Workflow[In, Out]{e: e}, nil
@@ -255,6 +264,11 @@ func (w *Workflow[In, Out]) TaskStatus(ctx context.Context, task string) (TaskSt
 	if e, err := w.engine(); err == nil && ctx == nil {
 		return TaskStatus{}, e.nilContext("TaskStatus")
 	}
+	if e, err := w.engine(); err == nil {
+		if ms, ok := e.cfg.store.(*MemoryStore); ok {
+			return e.taskStatus(ms, task)
+		}
+	}
 	rs, err := w.Status(ctx)
 	if err != nil {
 		return TaskStatus{}, err
@@ -263,6 +277,23 @@ func (w *Workflow[In, Out]) TaskStatus(ctx context.Context, task string) (TaskSt
 		return t, nil
 	}
 	return TaskStatus{}, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, rs.Workflow, task)
+}
+
+// taskStatus is TaskStatus on a MemoryStore: it reads the one task, where
+// the plan says it is, without copying the whole run.
+func (e *engine) taskStatus(ms *MemoryStore, task string) (TaskStatus, error) {
+	pos := -1
+	if i, ok := e.plan.index[task]; ok {
+		pos = int(e.pos[i])
+	}
+	t, ok, err := ms.task(e.name, "", task, pos)
+	if err != nil {
+		return TaskStatus{}, err
+	}
+	if !ok {
+		return TaskStatus{}, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, e.name, task)
+	}
+	return t, nil
 }
 
 // Inspect returns the status of one run ("" means the most recent). It
@@ -431,8 +462,10 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 		return nil, err
 	}
 	r.input = in
-	tasks := make([]TaskStatus, len(e.blank))
-	copy(tasks, e.blank)
+	tasks := make([]TaskStatus, len(e.plan.order))
+	for k, i := range e.plan.order {
+		tasks[k] = TaskStatus{Name: e.plan.names[i], State: StatePending}
+	}
 	r.rec, err = e.cfg.store.Create(ctx, RunStatus{
 		RunID: id, Workflow: e.name, State: StatePending, Trigger: rc.trigger,
 		ScheduledAt: rc.scheduledAt, Tasks: tasks,
@@ -638,6 +671,11 @@ func (r *run) spawn(n int) {
 // for the task, and the goroutines to start for the rest of the queue. The
 // caller holds r.mu.
 func (r *run) take() (i int32, ctx context.Context, begun bool, spawn int) {
+	return r.takeAt(time.Time{})
+}
+
+// takeAt is take with the time of the start (zero: now).
+func (r *run) takeAt(now time.Time) (i int32, ctx context.Context, begun bool, spawn int) {
 	i = -1
 	if r.startable() > 0 {
 		i = r.queue[r.head]
@@ -649,7 +687,7 @@ func (r *run) take() (i int32, ctx context.Context, begun bool, spawn int) {
 		if !r.e.plan.tasks[i].validateIn && r.ctx.Err() == nil {
 			r.state[i] = StateRunning
 			r.attempts[i] = 1
-			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: 1})
+			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: 1, Time: now})
 			begun = true
 		}
 	}
@@ -775,12 +813,14 @@ func (r *run) finish(i int32, out any, state State, err error, attempts int) (ne
 	p := r.e.plan
 	t := &p.tasks[i]
 	r.running--
+	var now time.Time // of a success, and of the start of the task taken next
 	switch state {
 	case StateSucceeded:
 		r.outputs[i] = out
 		r.state[i] = StateSucceeded
 		r.left--
-		r.emitTask(i, Event{Type: EventTaskSucceeded, Attempt: attempts})
+		now = time.Now()
+		r.emitTask(i, Event{Type: EventTaskSucceeded, Attempt: attempts, Time: now})
 		if r.failure == nil {
 			for _, s := range p.succs(i) {
 				r.pending[s]--
@@ -812,10 +852,11 @@ func (r *run) finish(i int32, out any, state State, err error, attempts int) (ne
 			return -1, nil, false, 0
 		}
 		r.passFailed() // may begin another pass, whose tasks this goroutine takes
+		now = time.Time{}
 	} else if r.left == 0 {
 		r.succeed()
 	}
-	return r.take()
+	return r.takeAt(now)
 }
 
 var taskEventOf = map[State]string{
@@ -998,7 +1039,9 @@ func (r *run) emitTask(i int32, ev Event) {
 // record is emit for an event whose task is at position pos of the run's
 // Tasks (-1: a run event, or unknown).
 func (r *run) record(ev Event, pos int) {
-	ev.Time = time.Now()
+	if ev.Time.IsZero() { // else set by the caller, for events of one instant
+		ev.Time = time.Now()
+	}
 	ev.RunID = r.id
 	e := r.e
 	var err error
