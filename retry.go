@@ -142,7 +142,14 @@ func attempt(ctx context.Context, h handlerFunc, in any, timeout time.Duration) 
 	defer cancel()
 	done := make(chan result, 1)
 	go func() {
+		returned := false
+		defer func() {
+			if !returned { // runtime.Goexit: the handler will never return
+				done <- result{err: errGoexit}
+			}
+		}()
 		out, err := call(actx, h, in)
+		returned = true
 		done <- result{out, err}
 	}()
 	select {
@@ -161,3 +168,7 @@ func attempt(ctx context.Context, h handlerFunc, in any, timeout time.Duration) 
 }
 
 var errAttemptTimeout = errors.New("attempt deadline")
+
+// errGoexit is the error of a handler that called runtime.Goexit, as
+// t.FailNow does in a test. It is not retried.
+var errGoexit = Permanent(fmt.Errorf("%w: the handler called runtime.Goexit (t.FailNow in a handler?)", ErrPanic))

@@ -708,12 +708,30 @@ func (r *run) work() {
 // exec runs task i (-1: none), then takes the next task from the queue and
 // runs it, until the queue has none that may start.
 func (r *run) exec(ctx context.Context, i int32, begun bool) {
+	returned := false
+	defer func() {
+		if !returned { // a handler called runtime.Goexit on this goroutine
+			go r.goexited(i)
+		}
+	}()
 	for i >= 0 {
 		out, state, err, attempts := r.runTask(ctx, i, begun)
 		var spawn int
 		i, ctx, begun, spawn = r.finish(i, out, state, err, attempts)
 		r.spawn(spawn)
 	}
+	returned = true
+}
+
+// goexited fails task i, whose handler ended its goroutine with
+// runtime.Goexit, and carries on with the run's work on a new goroutine.
+func (r *run) goexited(i int32) {
+	r.mu.Lock()
+	n := int(r.attempts[i])
+	r.mu.Unlock()
+	next, ctx, begun, spawn := r.finish(i, nil, StateFailed, errGoexit, n)
+	r.spawn(spawn)
+	r.exec(ctx, next, begun)
 }
 
 func (r *run) handler(i int32) handlerFunc {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1352,4 +1353,33 @@ func TestNameReturnsTheWorkflowsName(t *testing.T) {
 	w := newWorkflow[int, int](t, "named", workflow.Tasks{intTask("a")})
 
 	assert.Equal(t, "named", w.Name())
+}
+
+func TestAHandlerCallingGoexitFailsItsTaskInsteadOfHangingTheRun(t *testing.T) {
+	for _, timeout := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprint("Timeout", timeout), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				after := 0
+				wf := workflow.MustNew[int, int]("goexit", workflow.Tasks{
+					workflow.Task[int, int]{Name: "exits", Timeout: timeout, Retry: workflow.RetryPolicy{Attempts: 3},
+						Handler: func(ctx context.Context, n int) (int, error) {
+							runtime.Goexit()
+							return n, nil
+						}},
+					workflow.Task[int, int]{Name: "after", Dependencies: []string{"exits"},
+						Handler: func(ctx context.Context, n int) (int, error) { after++; return n, nil }},
+				})
+				_, err := wf.Run(t.Context(), 1)
+				require.ErrorIs(t, err, workflow.ErrPanic)
+				var werr *workflow.WorkflowError
+				require.ErrorAs(t, err, &werr)
+				require.Equal(t, "exits", werr.Task)
+				require.Equal(t, 1, werr.Attempts, "Goexit is not retried")
+				require.Equal(t, 0, after)
+				st, err := wf.TaskStatus(t.Context(), "after")
+				require.NoError(t, err)
+				require.Equal(t, workflow.StateSkipped, st.State)
+			})
+		})
+	}
 }
