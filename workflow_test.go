@@ -110,19 +110,8 @@ func TestIndependentTasksRunConcurrently(t *testing.T) {
 func TestMaxConcurrencyBoundsTheTasksRunningAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n, limit = 10, 3
-		var running, peak atomic.Int32
-		work := func(_ context.Context, in int) (int, error) {
-			now := running.Add(1)
-			for {
-				p := peak.Load()
-				if now <= p || peak.CompareAndSwap(p, now) {
-					break
-				}
-			}
-			time.Sleep(time.Second)
-			running.Add(-1)
-			return in, nil
-		}
+		var peak atomic.Int32
+		work := sleepCountingPeak(&peak)
 		tasks := workflow.Tasks{intTask("root")}
 		var names []string
 		for i := range n {
@@ -147,19 +136,8 @@ func TestMaxConcurrencyBoundsTheTasksRunningAtOnce(t *testing.T) {
 func TestUnboundedConcurrencyStartsEveryReadyTask(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 50
-		var running, peak atomic.Int32
-		work := func(_ context.Context, in int) (int, error) {
-			now := running.Add(1)
-			for {
-				p := peak.Load()
-				if now <= p || peak.CompareAndSwap(p, now) {
-					break
-				}
-			}
-			time.Sleep(time.Second)
-			running.Add(-1)
-			return in, nil
-		}
+		var peak atomic.Int32
+		work := sleepCountingPeak(&peak)
 		var tasks workflow.Tasks
 		for i := range n {
 			tasks = append(tasks, workflow.Task[int, int]{Name: fmt.Sprintf("w%d", i), Handler: work})
@@ -1381,5 +1359,23 @@ func TestAHandlerCallingGoexitFailsItsTaskInsteadOfHangingTheRun(t *testing.T) {
 				require.Equal(t, workflow.StateSkipped, st.State)
 			})
 		})
+	}
+}
+
+// sleepCountingPeak returns a handler that sleeps one second and records in
+// peak the most handlers that were ever running at once.
+func sleepCountingPeak(peak *atomic.Int32) func(context.Context, int) (int, error) {
+	var running atomic.Int32
+	return func(_ context.Context, in int) (int, error) {
+		now := running.Add(1)
+		for {
+			p := peak.Load()
+			if now <= p || peak.CompareAndSwap(p, now) {
+				break
+			}
+		}
+		time.Sleep(time.Second)
+		running.Add(-1)
+		return in, nil
 	}
 }
