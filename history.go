@@ -206,8 +206,10 @@ const DefaultMaxRuns = 1000
 // StoreOption configures a MemoryStore.
 type StoreOption func(*MemoryStore)
 
-// MaxRuns makes the store keep at most n ended runs per workflow, dropping
-// the oldest first. n ≤ 0 keeps every run. Runs under way are never dropped.
+// MaxRuns makes the store keep the n most recently created runs per
+// workflow: an older run is dropped as soon as it has ended (runs under way
+// are never dropped, so more than n may be kept while they go on). n ≤ 0
+// keeps every run.
 func MaxRuns(n int) StoreOption { return func(s *MemoryStore) { s.maxRuns = n } }
 
 // MaxAge makes the store drop runs that ended more than d ago. d ≤ 0 keeps
