@@ -631,61 +631,60 @@ func TestResumeContinuesAFailedRunUnderTheSameRunID(t *testing.T) {
 	requireCompleteEvents(t, after)
 }
 
-func TestResumeContinuesATimedOutRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var p *flakyPipeline
-		p = newFlakyPipeline(t, func(ctx context.Context, in int) (int, error) {
-			if p.failing.Load() {
-				return waitForCtx(ctx, in)
-			}
-			return in * 10, nil
+func TestResumeContinuesATimedOutOrCancelledRun(t *testing.T) {
+	cases := []struct {
+		name     string
+		opts     []workflow.RunOption
+		stop     func(t *testing.T, w *workflow.Workflow[int, int], x *workflow.Execution[int])
+		endEvent string
+	}{
+		{
+			name: "TimedOut",
+			opts: []workflow.RunOption{workflow.RunTimeout(time.Minute)},
+			stop: func(t *testing.T, _ *workflow.Workflow[int, int], x *workflow.Execution[int]) {
+				_, err := x.Wait(t.Context())
+				require.ErrorIs(t, err, workflow.ErrTimeout)
+			},
+			endEvent: workflow.EventRunTimedOut,
+		},
+		{
+			name: "Cancelled",
+			stop: func(t *testing.T, w *workflow.Workflow[int, int], x *workflow.Execution[int]) {
+				synctest.Wait()
+				require.NoError(t, w.Cancel(t.Context(), x.ID()))
+			},
+			endEvent: workflow.EventRunCancelled,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var p *flakyPipeline
+				p = newFlakyPipeline(t, func(ctx context.Context, in int) (int, error) {
+					if p.failing.Load() {
+						return waitForCtx(ctx, in)
+					}
+					return in * 10, nil
+				})
+				x, err := p.w.Start(t.Context(), 1, tc.opts...)
+				require.NoError(t, err)
+				tc.stop(t, p.w, x)
+
+				p.failing.Store(false)
+				out, err := p.w.Resume(t.Context(), x.ID())
+
+				require.NoError(t, err)
+				assert.Equal(t, 23, out)
+				assert.Equal(t, int32(1), p.count("first"))
+				assert.Equal(t, int32(2), p.count("second"))
+				rs, err := p.w.Inspect(t.Context(), x.ID())
+				require.NoError(t, err)
+				assert.Equal(t, workflow.StateSucceeded, rs.State)
+				assert.Equal(t, 1, countEvents(rs, tc.endEvent))
+				requireCompleteEvents(t, rs)
+			})
 		})
-		x, err := p.w.Start(t.Context(), 1, workflow.RunTimeout(time.Minute))
-		require.NoError(t, err)
-		_, err = x.Wait(t.Context())
-		require.ErrorIs(t, err, workflow.ErrTimeout)
-
-		p.failing.Store(false)
-		out, err := p.w.Resume(t.Context(), x.ID())
-
-		require.NoError(t, err)
-		assert.Equal(t, 23, out)
-		assert.Equal(t, int32(1), p.count("first"))
-		assert.Equal(t, int32(2), p.count("second"))
-		rs, err := p.w.Inspect(t.Context(), x.ID())
-		require.NoError(t, err)
-		assert.Equal(t, workflow.StateSucceeded, rs.State)
-		assert.Equal(t, 1, countEvents(rs, workflow.EventRunTimedOut))
-		requireCompleteEvents(t, rs)
-	})
-}
-
-func TestResumeContinuesACancelledRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var p *flakyPipeline
-		p = newFlakyPipeline(t, func(ctx context.Context, in int) (int, error) {
-			if p.failing.Load() {
-				return waitForCtx(ctx, in)
-			}
-			return in * 10, nil
-		})
-		x, err := p.w.Start(t.Context(), 1)
-		require.NoError(t, err)
-		synctest.Wait()
-		require.NoError(t, p.w.Cancel(t.Context(), x.ID()))
-
-		p.failing.Store(false)
-		out, err := p.w.Resume(t.Context(), x.ID())
-
-		require.NoError(t, err)
-		assert.Equal(t, 23, out)
-		assert.Equal(t, int32(1), p.count("first"))
-		rs, err := p.w.Inspect(t.Context(), x.ID())
-		require.NoError(t, err)
-		assert.Equal(t, workflow.StateSucceeded, rs.State)
-		assert.Equal(t, 1, countEvents(rs, workflow.EventRunCancelled))
-		requireCompleteEvents(t, rs)
-	})
+	}
 }
 
 func TestResumedRunShowsAsRunningWhileUnderWay(t *testing.T) {
