@@ -18,9 +18,15 @@ type State string
 
 // The states of runs and tasks. A run ends in StateSucceeded, StateFailed,
 // StateTimedOut or StateCancelled; a task in any of those or StateSkipped.
+// StateInterrupted is not an end: Resume and Recover carry such a run on.
 const (
 	StatePending   State = "pending"
 	StateRunning   State = "running"
+	// StateInterrupted is a run, or a task under way, whose process stopped
+	// without ending it (a crash, a kill, a store closed under it), as
+	// recorded by Recover, or by Restore for a run a snapshot caught under
+	// way.
+	StateInterrupted State = "interrupted"
 	StateSucceeded State = "succeeded"
 	StateFailed    State = "failed"
 	StateTimedOut  State = "timed_out"
@@ -37,13 +43,18 @@ func (s State) Ended() bool {
 	return false
 }
 
-func (s State) valid() bool { return s == StatePending || s == StateRunning || s.Ended() }
+func (s State) valid() bool {
+	return s == StatePending || s == StateRunning || s == StateInterrupted || s.Ended()
+}
 
 // The Type of each Event.
 const (
 	EventRunStarted      = "run_started"
 	EventRunRetrying     = "run_retrying" // RetryOnFailure starts another pass
 	EventRunResumed      = "run_resumed"
+	// EventRunInterrupted records that the run's process stopped without
+	// ending it; Recover writes it before resuming the run.
+	EventRunInterrupted = "run_interrupted"
 	EventRunSucceeded    = "run_succeeded"
 	EventRunFailed       = "run_failed"
 	EventRunTimedOut     = "run_timed_out"
@@ -81,7 +92,12 @@ type RunStatus struct {
 	StartedAt   time.Time    `json:"started_at,omitzero"`
 	EndedAt     time.Time    `json:"ended_at,omitzero"`
 	Error       string       `json:"error,omitempty"`
-	Tasks       []TaskStatus `json:"tasks"`  // in topological order
+	// Input and Output are the run's input and output as the workflow's
+	// Codec encoded them, when the store is Persistent and the Codec is
+	// JSONCodec; nil otherwise. Output is set once the run succeeded.
+	Input  json.RawMessage `json:"input,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	Tasks  []TaskStatus    `json:"tasks"` // in topological order
 	Events      []Event      `json:"events"` // oldest first
 }
 
@@ -103,11 +119,15 @@ type TaskStatus struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	EndedAt   time.Time `json:"ended_at,omitzero"`
 	Error     string    `json:"error,omitempty"`
+	// Output is the task's output as the workflow's Codec encoded it, when
+	// the task succeeded, the store is Persistent and the Codec is
+	// JSONCodec; nil otherwise.
+	Output json.RawMessage `json:"output,omitempty"`
 }
 
 // apply changes rs by one event; task is the event's task's position in
-// rs.Tasks, or -1 for a run event.
-func (rs *RunStatus) apply(ev *Event, task int) {
+// rs.Tasks, or -1 for a run event; data is the entry's encoded payload.
+func (rs *RunStatus) apply(ev *Event, task int, data []byte) {
 	rs.Events = append(rs.Events, *ev)
 	if task >= 0 {
 		t := &rs.Tasks[task]
@@ -121,6 +141,9 @@ func (rs *RunStatus) apply(ev *Event, task int) {
 			t.Error = ev.Error
 		case EventTaskSucceeded: // the common end, without a map lookup
 			t.State, t.EndedAt, t.Error = StateSucceeded, ev.Time, ev.Error
+			if data != nil {
+				t.Output = data
+			}
 		case EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
 			t.State, t.EndedAt, t.Error = taskEnd[ev.Type], ev.Time, ev.Error
 		}
@@ -129,6 +152,16 @@ func (rs *RunStatus) apply(ev *Event, task int) {
 	switch ev.Type {
 	case EventRunStarted:
 		rs.State, rs.StartedAt = StateRunning, ev.Time
+		if data != nil {
+			rs.Input = data
+		}
+	case EventRunInterrupted:
+		rs.State, rs.Error = StateInterrupted, ev.Error
+		for i := range rs.Tasks {
+			if t := &rs.Tasks[i]; t.State == StateRunning {
+				t.State, t.EndedAt = StateInterrupted, ev.Time
+			}
+		}
 	case EventRunResumed, EventRunRetrying:
 		rs.State, rs.EndedAt, rs.Error = StateRunning, time.Time{}, ""
 		for i := range rs.Tasks {
@@ -151,6 +184,18 @@ var runEnd = map[string]State{
 	EventRunTimedOut: StateTimedOut, EventRunCancelled: StateCancelled,
 }
 
+// summary copies rs without its events and payloads.
+func (rs *RunStatus) summary() RunStatus {
+	c := *rs
+	c.Events, c.Input, c.Output = nil, nil, nil
+	c.Tasks = make([]TaskStatus, len(rs.Tasks))
+	for i, t := range rs.Tasks {
+		t.Output = nil
+		c.Tasks[i] = t
+	}
+	return c
+}
+
 // clone copies rs so that the copy shares no memory with it.
 func (rs *RunStatus) clone() RunStatus {
 	c := *rs
@@ -159,35 +204,18 @@ func (rs *RunStatus) clone() RunStatus {
 	return c
 }
 
-// Store keeps the status and history of runs, under the workflow's name.
-// NewMemoryStore is the default; a durable backend implements the same
-// methods. All methods must be safe for concurrent use.
-type Store interface {
-	// Create records a new run. It fails if the workflow already has a run
-	// of that ID.
-	Create(ctx context.Context, run RunStatus) (Recorder, error)
-	// Reopen continues the record of an existing run, for Resume. It wraps
-	// ErrNotFound for an unknown run.
-	Reopen(ctx context.Context, workflow, runID string) (Recorder, error)
-	// Get returns one run; runID "" means the most recently created. It
-	// wraps ErrNotFound for an unknown run.
-	Get(ctx context.Context, workflow, runID string) (RunStatus, error)
-	// List returns the runs of a workflow, newest first.
-	List(ctx context.Context, workflow string, q HistoryQuery) ([]RunStatus, error)
-}
-
-// Recorder appends the events of one run to its record in a Store. The
-// engine calls Append from one goroutine at a time, in event order.
-type Recorder interface {
-	Append(ev Event) error
-}
-
 // HistoryQuery selects runs from a Store.
 type HistoryQuery struct {
 	// Limit is the most runs to return; 0 means all.
 	Limit int
 	// State keeps only the runs in this state; "" keeps all.
 	State State
+	// Before is a cursor: only runs created before the run of this ID are
+	// returned ("" starts from the newest). Pass the last RunID of one
+	// page to get the next. An unknown run ID wraps ErrNotFound.
+	Before string
+	// Summary leaves out each run's Events (and payloads), for listings.
+	Summary bool
 }
 
 // HistoryOption narrows History.
@@ -198,6 +226,13 @@ func HistoryLimit(n int) HistoryOption { return func(q *HistoryQuery) { q.Limit 
 
 // HistoryState makes History return only runs in state s.
 func HistoryState(s State) HistoryOption { return func(q *HistoryQuery) { q.State = s } }
+
+// HistoryBefore makes History return only runs created before the run
+// runID: the next page after a page whose last run is runID.
+func HistoryBefore(runID string) HistoryOption { return func(q *HistoryQuery) { q.Before = runID } }
+
+// HistorySummary makes History leave out each run's events and payloads.
+func HistorySummary() HistoryOption { return func(q *HistoryQuery) { q.Summary = true } }
 
 // DefaultMaxRuns is how many runs per workflow a MemoryStore keeps unless
 // MaxRuns says otherwise.
@@ -242,6 +277,10 @@ type record struct {
 	store    *MemoryStore // for retention when the run ends
 	flow     *flowRuns
 	restored bool // by Restore, not recorded by a run of this process
+	owned    bool // a Recorder of this store runs it
+	hasInput bool
+	input    any
+	outputs  []any // by position in rs.Tasks; dropped when the run succeeds
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -254,12 +293,16 @@ func NewMemoryStore(opts ...StoreOption) *MemoryStore {
 	return s
 }
 
+// Persistent implements Store: a MemoryStore keeps runs in this process
+// only, and payloads as values.
+func (s *MemoryStore) Persistent() bool { return false }
+
 // Create implements Store.
 func (s *MemoryStore) Create(ctx context.Context, run RunStatus) (Recorder, error) {
 	if run.Workflow == "" || run.RunID == "" {
 		return nil, fmt.Errorf("%w: a run needs a workflow name and a run ID", ErrInvalidInput)
 	}
-	rec := &record{rs: run}
+	rec := &record{rs: run, owned: !run.State.Ended()}
 	if run.Events == nil {
 		rec.rs.Events = make([]Event, 0, 2*len(run.Tasks)+2)
 	}
@@ -381,8 +424,74 @@ func (s *MemoryStore) Reopen(ctx context.Context, workflow, runID string) (Recor
 	if err != nil {
 		return nil, err
 	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.owned {
+		return nil, fmt.Errorf("%w: run %q of workflow %q is under way in this process", ErrNotResumable, runID, workflow)
+	}
+	rec.owned = true
+	rec.restored = false
 	rec.ended.Store(false)
 	return rec, nil
+}
+
+func (r *record) isOwned() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owned
+}
+
+// Orphans implements Store: the runs under way that no Recorder of this
+// store runs, and whose input the store holds. In a MemoryStore those are
+// the runs a Recover found but could not resume; runs restored from a
+// snapshot hold no input, and are not among them.
+func (s *MemoryStore) Orphans(ctx context.Context, workflow string) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var ids []string
+	if f := s.flows[workflow]; f != nil {
+		for e := f.order.Front(); e != nil; e = e.Next() {
+			rec := e.Value.(*record)
+			rec.mu.Lock()
+			if !rec.owned && !rec.rs.State.Ended() && rec.hasInput {
+				ids = append(ids, rec.rs.RunID)
+			}
+			rec.mu.Unlock()
+		}
+	}
+	return ids, nil
+}
+
+// Workflows implements Store.
+func (s *MemoryStore) Workflows(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.flows))
+	for name, f := range s.flows {
+		if f.order.Len() > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Payloads implements Store. A MemoryStore keeps the values of a run until
+// it succeeds.
+func (s *MemoryStore) Payloads(ctx context.Context, workflow, runID string) (RunPayloads, error) {
+	rec, err := s.find(workflow, runID)
+	if err != nil {
+		return RunPayloads{}, err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	p := RunPayloads{HasInput: rec.hasInput, Input: Payload{Value: rec.input}, Outputs: map[string]Payload{}}
+	for k, t := range rec.rs.Tasks {
+		if t.State == StateSucceeded && k < len(rec.outputs) {
+			p.Outputs[t.Name] = Payload{Value: rec.outputs[k]}
+		}
+	}
+	return p, nil
 }
 
 func (s *MemoryStore) find(workflow, runID string) (*record, error) {
@@ -404,16 +513,21 @@ func (s *MemoryStore) find(workflow, runID string) (*record, error) {
 	return nil, fmt.Errorf("%w: workflow %q has no run %q", ErrNotFound, workflow, runID)
 }
 
-// Append implements Recorder.
-func (r *record) Append(ev Event) error { return r.appendAt(&ev, -1) }
-
-// appendAt is Append for an event of the task at position pos of the
-// run's Tasks (-1: unknown), as the engine knows it: that saves finding the
-// task by name on every event. A pos that does not name ev.Task (a record
-// restored from another version of the workflow) falls back to the name.
-func (r *record) appendAt(ev *Event, pos int) error {
+// Append implements Recorder. Each entry's Index saves finding its task by
+// name; an Index that does not name the task (a record restored from
+// another version of the workflow) falls back to the name. An entry for an
+// unknown task is refused, and the entries after it are not recorded.
+func (r *record) Append(ctx context.Context, batch []Entry) error {
+	var err error
+	ended := false
 	r.mu.Lock()
-	ended, err := r.appendLocked(ev, pos)
+	for k := range batch {
+		var end bool
+		if end, err = r.appendLocked(&batch[k]); err != nil {
+			break
+		}
+		ended = ended || end
+	}
 	r.mu.Unlock()
 	if ended && r.store != nil { // after r.mu is released: s.mu comes first
 		r.store.retain(r.flow)
@@ -421,12 +535,13 @@ func (r *record) appendAt(ev *Event, pos int) error {
 	return err
 }
 
-// appendLocked records ev and reports whether it ended the run. The caller
+// appendLocked records e and reports whether it ended the run. The caller
 // holds r.mu.
-func (r *record) appendLocked(ev *Event, pos int) (ended bool, err error) {
+func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	task := -1
+	ev := &e.Event
 	if ev.Task != "" {
-		if pos >= 0 && pos < len(r.rs.Tasks) && r.rs.Tasks[pos].Name == ev.Task {
+		if pos := e.Index; pos >= 0 && pos < len(r.rs.Tasks) && r.rs.Tasks[pos].Name == ev.Task {
 			task = pos
 		} else {
 			if task, err = r.position(ev.Task); err != nil {
@@ -434,9 +549,28 @@ func (r *record) appendLocked(ev *Event, pos int) (ended bool, err error) {
 			}
 		}
 	}
-	r.rs.apply(ev, task)
-	if task < 0 && r.rs.State.Ended() {
+	r.rs.apply(ev, task, e.Payload.Data)
+	if task >= 0 {
+		if ev.Type == EventTaskSucceeded && e.Payload.Value != nil {
+			if r.outputs == nil {
+				r.outputs = make([]any, len(r.rs.Tasks))
+			}
+			r.outputs[task] = e.Payload.Value
+		}
+		return false, nil
+	}
+	switch ev.Type {
+	case EventRunStarted:
+		r.input, r.hasInput = e.Payload.Value, e.Payload.Value != nil || e.Payload.Data != nil
+	case EventRunInterrupted:
+		r.owned = false
+	}
+	if r.rs.State.Ended() {
+		r.owned = false
 		r.index = nil // an ended run is read, not written: free the index
+		if r.rs.State == StateSucceeded {
+			r.input, r.outputs = nil, nil // nothing to resume
+		}
 		r.ended.Store(true)
 		return true, nil
 	}
@@ -499,10 +633,22 @@ func (s *MemoryStore) List(ctx context.Context, workflow string, q HistoryQuery)
 	s.mu.RLock()
 	var recs []*record
 	if f := s.flows[workflow]; f != nil {
+		e := f.order.Back()
+		if q.Before != "" {
+			rec := f.byID[q.Before]
+			if rec == nil {
+				s.mu.RUnlock()
+				return nil, fmt.Errorf("%w: workflow %q has no run %q (HistoryBefore)", ErrNotFound, workflow, q.Before)
+			}
+			e = rec.elem.Prev()
+		}
 		recs = make([]*record, 0, f.order.Len())
-		for e := f.order.Back(); e != nil; e = e.Prev() {
+		for ; e != nil; e = e.Prev() {
 			recs = append(recs, e.Value.(*record))
 		}
+	} else if q.Before != "" {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("%w: workflow %q has no run %q (HistoryBefore)", ErrNotFound, workflow, q.Before)
 	}
 	s.mu.RUnlock()
 	var out []RunStatus
@@ -515,7 +661,11 @@ func (s *MemoryStore) List(ctx context.Context, workflow string, q HistoryQuery)
 		}
 		rec.mu.Lock()
 		if q.State == "" || rec.rs.State == q.State {
-			out = append(out, rec.rs.clone())
+			if q.Summary {
+				out = append(out, rec.rs.summary())
+			} else {
+				out = append(out, rec.rs.clone())
+			}
 		}
 		rec.mu.Unlock()
 	}
@@ -584,11 +734,17 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	touched := map[*flowRuns]bool{}
+	now := time.Now()
 	for _, run := range snap.Runs {
+		if !run.State.Ended() && run.State != StateInterrupted {
+			// Caught under way: no process of this store runs it.
+			run.apply(&Event{Time: now, RunID: run.RunID, Type: EventRunInterrupted,
+				Error: "restored from a snapshot taken while it ran"}, -1, nil)
+		}
 		rec := &record{rs: run, restored: true}
 		rec.ended.Store(run.State.Ended())
 		f := s.flow(run.Workflow)
-		if live := f.byID[run.RunID]; live != nil && !live.ended.Load() && !live.restored {
+		if live := f.byID[run.RunID]; live != nil && live.isOwned() {
 			continue
 		}
 		s.insertByStart(f, rec)

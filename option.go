@@ -23,6 +23,7 @@ type config struct {
 	validate       *validator.Validate
 	schedule       *Schedule
 	scheduleInput  *scheduleInput
+	codec          Codec
 	errs           []error
 }
 

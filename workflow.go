@@ -383,6 +383,7 @@ type run struct {
 	stopTimer  context.CancelFunc
 	stopWatch  func() bool
 	rec        Recorder
+	one        [1]Entry // the batch of record, under mu
 	timeout    time.Duration
 	done       chan struct{}
 	err        error // set before done closes
@@ -1062,12 +1063,9 @@ func (r *run) record(ev Event, pos int) {
 	}
 	ev.RunID = r.id
 	e := r.e
-	var err error
-	if rec, ok := r.rec.(*record); ok { // the MemoryStore's: by position
-		err = rec.appendAt(&ev, pos)
-	} else {
-		err = r.rec.Append(ev)
-	}
+	r.one[0] = Entry{Event: ev, Index: pos}
+	err := r.rec.Append(context.Background(), r.one[:])
+	r.one[0] = Entry{}
 	if err != nil && e.cfg.logger != nil {
 		r.recordFailed(ev.Type, err)
 	}

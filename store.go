@@ -1,0 +1,166 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Store keeps the status, history and payloads of runs, under the
+// workflow's name. NewMemoryStore is the default; a durable store (package
+// sqlitestore, for one) keeps runs past the process, so that Resume and
+// Recover work in another process. All methods must be safe for
+// concurrent use.
+//
+// A third-party store implements these methods and passes the conformance
+// suite in package storetest. It builds each RunStatus by folding the
+// entries it was given, in order, with RunStatus.Apply, so that every
+// store gives states the same meaning.
+//
+// Ownership: a run under way belongs to the store handle that created or
+// reopened it, which holds a lease on it while the run's state is pending
+// or running, and renews it while the handle is open. The lease is
+// released once an appended batch leaves the run ended or interrupted.
+// Closing the handle leaves its leases to expire, so that no other
+// process takes over a run that this one may still be executing.
+type Store interface {
+	// Create records a new run (its State pending, every task pending, no
+	// events) and returns the Recorder for its events. The store becomes
+	// the run's owner. It fails if the workflow already has a run of that
+	// ID.
+	Create(ctx context.Context, run RunStatus) (Recorder, error)
+	// Reopen continues the record of an existing run, for Resume and
+	// Recover, and makes the store its owner in one atomic step. It wraps
+	// ErrNotFound for an unknown run and ErrNotResumable for a run whose
+	// owner's lease has not expired (another process, or this one, runs
+	// it).
+	Reopen(ctx context.Context, workflow, runID string) (Recorder, error)
+	// Orphans returns the IDs of the workflow's runs that are pending,
+	// running or interrupted and have no live owner (their owner's lease
+	// expired), oldest first: the runs Recover takes over.
+	Orphans(ctx context.Context, workflow string) ([]string, error)
+	// Get returns one run; runID "" means the most recently created. It
+	// wraps ErrNotFound for an unknown run.
+	Get(ctx context.Context, workflow, runID string) (RunStatus, error)
+	// List returns the runs of a workflow, newest first, as q selects.
+	List(ctx context.Context, workflow string, q HistoryQuery) ([]RunStatus, error)
+	// Workflows returns the names of the workflows with runs in the
+	// store, sorted.
+	Workflows(ctx context.Context) ([]string, error)
+	// Payloads returns what the store kept of a run's input and of the
+	// outputs of its succeeded tasks. It wraps ErrNotFound for an unknown
+	// run.
+	Payloads(ctx context.Context, workflow, runID string) (RunPayloads, error)
+	// Persistent reports whether the store keeps runs past the process.
+	// For such a store the engine encodes payloads with the workflow's
+	// Codec (Payload.Data) and appends outside the run's lock, in
+	// batches; for one that is not, it hands over values as they are
+	// (Payload.Value) and appends as events happen.
+	Persistent() bool
+}
+
+// Recorder appends the entries of one run to its record in a Store.
+type Recorder interface {
+	// Append records a batch of entries, in order, all or none: what a
+	// crash leaves of a run is a prefix of its history. The engine calls
+	// it from one goroutine at a time, in entry order. A batch that
+	// leaves the run ended or interrupted releases the owner's lease.
+	// An error fails the run.
+	Append(ctx context.Context, batch []Entry) error
+}
+
+// Entry is one event as the engine hands it to a Recorder: the event, the
+// position of its task in the run's RunStatus.Tasks, and its payload.
+type Entry struct {
+	Event
+	// Index is the position of Event.Task in RunStatus.Tasks; -1 for an
+	// event of the run, or when unknown. RunStatus.Apply falls back to the
+	// task's name when Index does not name it.
+	Index int
+	// Payload is the run's input on run_started and the task's output on
+	// task_succeeded; zero on other events, and on the run_started of a
+	// run whose input was refused.
+	Payload Payload
+}
+
+// Payload is a run's input or a task's output on its way to a store.
+type Payload struct {
+	// Value is the value as the run holds it; set for a store that is not
+	// Persistent.
+	Value any
+	// Data is Value encoded by the workflow's Codec; set for a Persistent
+	// store.
+	Data []byte
+}
+
+// RunPayloads is what a store kept of one run's values, for Resume.
+type RunPayloads struct {
+	// HasInput reports whether the run's input was recorded; a run whose
+	// input was refused has none, and cannot be resumed.
+	HasInput bool
+	Input    Payload
+	// Outputs holds the outputs of the run's succeeded tasks, by task name.
+	Outputs map[string]Payload
+}
+
+// MaxPayloadSize is the largest encoded input or output, in bytes, that
+// the engine hands to a Persistent store. A task whose encoded output is
+// larger fails (its error wraps ErrInvalidInput and gives the size); a run
+// whose encoded input is larger fails before any task starts.
+const MaxPayloadSize = 16 << 20
+
+// Codec turns run inputs and task outputs into bytes for a Persistent
+// store, and back, for Resume in another process. It must be safe for
+// concurrent use.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// JSONCodec encodes with encoding/json. It is the default Codec. Only with
+// JSONCodec do RunStatus and TaskStatus show inputs and outputs.
+var JSONCodec Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// WithCodec encodes the run's input and its tasks' outputs with c for a
+// Persistent store, instead of JSONCodec. A MemoryStore keeps values as
+// they are and uses no Codec.
+func WithCodec(c Codec) Option {
+	return func(cfg *config) {
+		if c == nil {
+			cfg.bad("WithCodec(nil)")
+			return
+		}
+		cfg.codec = c
+	}
+}
+
+// Apply folds one entry into rs: the rules by which every store turns the
+// entries it was given into a RunStatus. It uses e.Index when that names
+// e.Task, and finds the task by name otherwise; an entry for a task the
+// run does not have is an error wrapping ErrNotFound, and leaves rs as it
+// was.
+func (rs *RunStatus) Apply(e Entry) error {
+	pos := -1
+	if e.Task != "" {
+		pos = e.Index
+		if pos < 0 || pos >= len(rs.Tasks) || rs.Tasks[pos].Name != e.Task {
+			pos = -1
+			for k := range rs.Tasks {
+				if rs.Tasks[k].Name == e.Task {
+					pos = k
+					break
+				}
+			}
+			if pos < 0 {
+				return fmt.Errorf("%w: run %q has no task %q", ErrNotFound, rs.RunID, e.Task)
+			}
+		}
+	}
+	rs.apply(&e.Event, pos, e.Payload.Data)
+	return nil
+}
