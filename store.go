@@ -2,8 +2,11 @@ package workflow
 
 import (
 	"context"
+	"encoding"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // Store keeps the status, history and payloads of runs, under the
@@ -164,3 +167,74 @@ func (rs *RunStatus) Apply(e Entry) error {
 	rs.apply(&e.Event, pos, e.Payload.Data)
 	return nil
 }
+
+// unencodable reports the workflow input and task output types that
+// JSONCodec can never encode: a chan, a func, a complex number or an
+// unsafe.Pointer inside them, where encoding/json would fail on every run.
+func unencodable(p *plan) problems {
+	var errs problems
+	check := func(what string, t reflect.Type) {
+		if path := badForJSON(t, "", map[reflect.Type]bool{}); path != "" {
+			errs = append(errs, fmt.Errorf("%w: %s type %s cannot be stored with JSONCodec: %s", ErrInvalidWorkflow, what, t, path))
+		}
+	}
+	check("the workflow input", p.inType)
+	for _, i := range p.order {
+		check(fmt.Sprintf("task %q output", p.names[i]), p.tasks[i].out)
+	}
+	return errs
+}
+
+// badForJSON finds what in t encoding/json cannot encode, and says where;
+// "" when nothing.
+func badForJSON(t reflect.Type, at string, seen map[reflect.Type]bool) string {
+	if t == nil || seen[t] {
+		return ""
+	}
+	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) ||
+		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+		return ""
+	}
+	seen[t] = true
+	where := func() string {
+		if at == "" {
+			return "it is a " + t.Kind().String()
+		}
+		return fmt.Sprintf("%s is a %s", at, t.Kind())
+	}
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
+		return where()
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return badForJSON(t.Elem(), at, seen)
+	case reflect.Map:
+		switch t.Key().Kind() {
+		case reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		default:
+			if !t.Key().Implements(textMarshalerType) {
+				return fmt.Sprintf("%s has map keys of type %s", strings.TrimPrefix(at+" ", " "), t.Key())
+			}
+		}
+		return badForJSON(t.Elem(), at, seen)
+	case reflect.Struct:
+		for f := range t.Fields() {
+			if !f.IsExported() && !f.Anonymous || f.Tag.Get("json") == "-" {
+				continue
+			}
+			name := f.Name
+			if at != "" {
+				name = at + "." + f.Name
+			}
+			if path := badForJSON(f.Type, "field "+strings.TrimPrefix(name, "field "), seen); path != "" {
+				return path
+			}
+		}
+	}
+	return ""
+}
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)

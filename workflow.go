@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,10 +28,6 @@ type Execution[Out any] struct {
 	r *run
 }
 
-// maxResumable is how many ended, unsuccessful runs per workflow keep their
-// task outputs in memory for Resume.
-const maxResumable = 100
-
 // engine is the untyped core of a Workflow.
 type engine struct {
 	name        string
@@ -41,11 +36,11 @@ type engine struct {
 	validateIn  bool
 	validateOut bool    // Out has tags the output task's own check does not cover
 	pos         []int32 // pos[i]: task i's place in RunStatus.Tasks (topological order)
+	persistent  bool    // the store keeps runs past the process: encode, batch
+	jsonCodec   bool    // payloads are JSON, shown in RunStatus
 
-	mu        sync.Mutex
-	active    map[string]*run
-	resumable map[string]*run
-	resumeIDs []string // FIFO of resumable, to bound it
+	mu     sync.Mutex
+	active map[string]*run
 }
 
 // New checks the tasks and builds a workflow named name. It reports every
@@ -90,6 +85,16 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	p, perrs := buildPlan(nodes, inType, outType, cfg.output)
 	errs = append(errs, perrs...)
 	errs = append(errs, checkSchedule(&cfg, inType)...)
+	if cfg.store == nil {
+		cfg.store = NewMemoryStore()
+	}
+	if cfg.codec == nil {
+		cfg.codec = JSONCodec
+	}
+	_, isJSON := cfg.codec.(jsonCodec)
+	if p != nil && cfg.store.Persistent() && isJSON {
+		errs = append(errs, unencodable(p)...)
+	}
 	if len(errs) > 0 {
 		return nil, &WorkflowError{
 			Workflow: name,
@@ -97,9 +102,6 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 			Details:  map[string]any{"problems": errs.strings()},
 			Err:      errs,
 		}
-	}
-	if cfg.store == nil {
-		cfg.store = NewMemoryStore()
 	}
 	if cfg.validate == nil {
 		cfg.validate = defaultValidator()
@@ -109,8 +111,9 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 		plan:       p,
 		cfg:        cfg,
 		validateIn: hasValidateTags(inType),
+		persistent: cfg.store.Persistent(),
+		jsonCodec:  isJSON,
 		active:     map[string]*run{},
-		resumable:  map[string]*run{},
 	}
 	o := &p.tasks[p.output]
 	e.validateOut = hasValidateTags(outType) && !(o.validateOut && o.out == outType)
@@ -188,24 +191,70 @@ func (w *Workflow[In, Out]) Start(ctx context.Context, in In, opts ...RunOption)
 	return &Execution[Out]{r: r}, nil
 }
 
-// Resume continues a run that failed, timed out or was cancelled, under the
-// same run ID: tasks that succeeded keep their outputs, the others run
-// again. Its record in the store is updated and its events appended. It
-// wraps ErrNotFound for an unknown run, and ErrNotResumable for a run that
-// succeeded, is still running, or whose outputs this process no longer
-// holds (outputs are kept in memory for the last 100 such runs of each Workflow value).
+// Resume continues a run that failed, timed out, was cancelled or was
+// interrupted, under the same run ID, from what the store holds: tasks that
+// succeeded keep their outputs, the others run again. With a Persistent
+// store this works in any process that opens the same store: the run's
+// input and its tasks' outputs are decoded into the types this definition
+// declares. It wraps ErrNotFound for an unknown run, and ErrNotResumable
+// for a run that succeeded, is still running, whose input was refused, or
+// whose stored tasks or types no longer match the definition (the error
+// names the task); then nothing runs.
 func (w *Workflow[In, Out]) Resume(ctx context.Context, runID string, opts ...RunOption) (Out, error) {
 	var zero Out
 	e, err := w.engine()
 	if err != nil {
 		return zero, err
 	}
-	r, err := e.resume(ctx, runID, opts)
+	r, err := e.resume(ctx, runID, opts, false)
 	if err != nil {
 		return zero, err
 	}
 	<-r.done
 	return (&Execution[Out]{r: r}).result()
+}
+
+// Recover resumes the runs of this workflow that a stopped process left
+// unfinished: those the store holds as pending, running or interrupted
+// whose owner's lease has expired (a live owner's runs are never taken).
+// It claims each in one atomic step, records run_interrupted (tasks under
+// way become interrupted, and their attempts go on counting from there),
+// then resumes it as Resume does, on ctx, and returns the executions,
+// already started. Called at once from several processes on one store,
+// each run is resumed by exactly one of them. With nothing to recover it
+// returns an empty slice. Runs that cannot be resumed are left as they are
+// and reported in the error, which wraps ErrNotResumable; the others are
+// returned all the same.
+//
+// Execution is at least once: a task under way when its process stopped
+// runs again. Handlers with side effects should be idempotent, for instance
+// by deriving a key from Info(ctx): RunID + "/" + Task.
+func (w *Workflow[In, Out]) Recover(ctx context.Context) ([]*Execution[Out], error) {
+	e, err := w.engine()
+	if err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, e.nilContext("Recover")
+	}
+	ids, err := e.cfg.store.Orphans(ctx, e.name)
+	if err != nil {
+		return nil, fmt.Errorf("workflow %q: recover: %w", e.name, err)
+	}
+	execs := []*Execution[Out]{}
+	var errs []error
+	for _, id := range ids {
+		r, err := e.resume(ctx, id, nil, true)
+		switch {
+		case errors.Is(err, errClaimedElsewhere):
+			// Another process took it first: it is that one's to run.
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			execs = append(execs, &Execution[Out]{r: r})
+		}
+	}
+	return execs, errors.Join(errs...)
 }
 
 // Cancel stops a run under way and waits until it has ended in state
@@ -306,7 +355,32 @@ func (w *Workflow[In, Out]) Inspect(ctx context.Context, runID string) (RunStatu
 	if ctx == nil {
 		return RunStatus{}, e.nilContext("Inspect")
 	}
-	return e.cfg.store.Get(ctx, e.name, runID)
+	rs, err := e.cfg.store.Get(ctx, e.name, runID)
+	if err != nil {
+		return RunStatus{}, err
+	}
+	e.present(&rs)
+	return rs, nil
+}
+
+// present shows payloads in rs as the workflow's Codec allows: JSON only,
+// with the run's output once it succeeded.
+func (e *engine) present(rs *RunStatus) {
+	if !e.persistent {
+		return
+	}
+	if !e.jsonCodec {
+		rs.Input, rs.Output = nil, nil
+		for i := range rs.Tasks {
+			rs.Tasks[i].Output = nil
+		}
+		return
+	}
+	if rs.State == StateSucceeded {
+		if t, ok := rs.Task(e.plan.names[e.plan.output]); ok {
+			rs.Output = t.Output
+		}
+	}
 }
 
 // History returns the workflow's runs, newest first, as many as the store
@@ -331,7 +405,16 @@ func (w *Workflow[In, Out]) History(ctx context.Context, opts ...HistoryOption) 
 	case q.State != "" && !q.State.valid():
 		return nil, fmt.Errorf("workflow %q: History: %w: HistoryState(%q) is not a state", e.name, ErrInvalidInput, q.State)
 	}
-	return e.cfg.store.List(ctx, e.name, q)
+	runs, err := e.cfg.store.List(ctx, e.name, q)
+	if err != nil {
+		return nil, err
+	}
+	if !q.Summary {
+		for i := range runs {
+			e.present(&runs[i])
+		}
+	}
+	return runs, nil
 }
 
 // ID returns the run's ID.
@@ -367,6 +450,9 @@ var (
 	errCancelRequested = errors.New("Cancel called")
 	errRunTimeout      = errors.New("run timeout")
 	errTaskFailed      = errors.New("a task failed")
+	// errClaimedElsewhere: Recover lost the claim of a run to another
+	// process (or Workflow value), whose run it now is.
+	errClaimedElsewhere = errors.New("claimed by another owner")
 )
 
 // run is one execution of a workflow. Its fields below mu change only under
@@ -387,6 +473,8 @@ type run struct {
 	timeout    time.Duration
 	done       chan struct{}
 	err        error // set before done closes
+	prior      []int32 // attempts made before an interruption, per task; nil if none
+	wctx       context.Context // for a Persistent store's appends: the caller's values, no cancel
 
 	mu          sync.Mutex
 	ctx         context.Context // this pass's: ends when a task fails
@@ -403,7 +491,16 @@ type run struct {
 	failure     *WorkflowError
 	retriesLeft int
 	ended       bool
-	refused     *WorkflowError // the run's input was refused: nothing to resume
+
+	// With a Persistent store, events wait in pend for the one goroutine
+	// that appends them (flushing), outside mu; the successors of a task
+	// are released (after) only once its success is committed.
+	pend, spare []Entry
+	after       []int32 // succeeded tasks in pend
+	unsaved     []bool  // per task: its success is not yet committed
+	flushing    bool
+	broken      error // a write failed: nothing more is written
+	doneClosed  bool
 }
 
 func newRunID() string {
@@ -413,6 +510,10 @@ func newRunID() string {
 func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, error) {
 	r := &run{e: e, id: id, timeout: rc.timeout, retriesLeft: rc.retries, done: make(chan struct{}),
 		fan: runtime.GOMAXPROCS(0)}
+	if e.persistent {
+		r.wctx = context.WithoutCancel(ctx)
+		r.unsaved = make([]bool, len(e.plan.tasks))
+	}
 	if len(rc.replace) > 0 {
 		r.handlers = make([]handlerFunc, len(e.plan.tasks))
 		for i := range e.plan.tasks {
@@ -463,6 +564,19 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 		return nil, err
 	}
 	r.input = in
+	var werr *WorkflowError
+	var input Payload
+	switch {
+	case rc.inputErr != nil:
+		werr = r.runError("could not make the run's input", rc.inputErr)
+	case e.validateIn:
+		werr = r.check(in, "", "workflow input")
+	}
+	if werr == nil {
+		if input, err = e.payload(in); err != nil {
+			werr = r.runError("could not record the run's input", fmt.Errorf("%w: input %T: %w", ErrInvalidInput, in, err))
+		}
+	}
 	tasks := make([]TaskStatus, len(e.plan.order))
 	for k, i := range e.plan.order {
 		tasks[k] = TaskStatus{Name: e.plan.names[i], State: StatePending}
@@ -480,19 +594,12 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	e.mu.Unlock()
 
 	r.mu.Lock()
-	r.emit(Event{Type: EventRunStarted})
-	var werr *WorkflowError
-	switch {
-	case rc.inputErr != nil:
-		werr = r.runError("could not make the run's input", rc.inputErr)
-	case e.validateIn:
-		werr = r.check(in, "", "workflow input")
-	}
+	r.record(Event{Type: EventRunStarted}, -1, input)
 	if werr != nil {
-		r.refused = werr
 		r.skipRest()
 		r.end(StateFailed, werr)
 		r.mu.Unlock()
+		<-r.done
 		return nil, werr
 	}
 	r.beginPass(true)
@@ -503,7 +610,41 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	return r, nil
 }
 
-func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*run, error) {
+// payload is v as the store takes it: the value itself, or its encoding
+// for a Persistent store.
+func (e *engine) payload(v any) (Payload, error) {
+	if !e.persistent {
+		return Payload{Value: v}, nil
+	}
+	data, err := e.cfg.codec.Marshal(v)
+	if err != nil {
+		return Payload{}, err
+	}
+	if len(data) > MaxPayloadSize {
+		return Payload{}, fmt.Errorf("encoded, it takes %d bytes, more than MaxPayloadSize (%d)", len(data), MaxPayloadSize)
+	}
+	return Payload{Data: data}, nil
+}
+
+// value decodes a stored payload into a value of type t.
+func (e *engine) value(p Payload, t reflect.Type) (any, error) {
+	if !e.persistent {
+		if p.Value != nil && !reflect.TypeOf(p.Value).AssignableTo(t) {
+			return nil, fmt.Errorf("%w: the stored value is a %T, not a %s", ErrTypeMismatch, p.Value, t)
+		}
+		return p.Value, nil
+	}
+	ptr := reflect.New(t)
+	if err := e.cfg.codec.Unmarshal(p.Data, ptr.Interface()); err != nil {
+		return nil, fmt.Errorf("%w: the stored value does not decode as a %s: %w", ErrTypeMismatch, t, err)
+	}
+	return ptr.Elem().Interface(), nil
+}
+
+// resume continues the run runID from what the store holds. recovering:
+// Recover took it over from a stopped process, so a run left running or
+// pending is accepted, and run_interrupted is recorded first.
+func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, recovering bool) (*run, error) {
 	if ctx == nil {
 		return nil, e.nilContext("Resume")
 	}
@@ -522,50 +663,49 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*r
 		return fail(errors.Join(err, notFoundIfEmpty(runID)))
 	}
 	e.mu.Lock()
-	old := e.resumable[runID]
 	_, active := e.active[runID]
+	e.mu.Unlock()
 	switch {
-	case active || rs.State == StateRunning || rs.State == StatePending:
-		e.mu.Unlock()
+	case active:
 		return fail(fmt.Errorf("%w: it is still running", ErrNotResumable))
 	case rs.State == StateSucceeded:
-		e.mu.Unlock()
 		return fail(fmt.Errorf("%w: it succeeded", ErrNotResumable))
-	case old == nil:
-		e.mu.Unlock()
-		return fail(fmt.Errorf("%w: this process no longer holds its task outputs", ErrNotResumable))
-	case old.refused != nil: // its tasks would get the input that was refused
-		e.mu.Unlock()
-		return fail(fmt.Errorf("%w: its input was refused: %w", ErrNotResumable, old.refused))
+	case !recovering && (rs.State == StateRunning || rs.State == StatePending):
+		return fail(fmt.Errorf("%w: it is still running (Recover takes over the runs of a stopped process)", ErrNotResumable))
 	}
-	delete(e.resumable, runID)
-	e.resumeIDs = slices.DeleteFunc(e.resumeIDs, func(id string) bool { return id == runID })
+	pl, err := e.cfg.store.Payloads(ctx, e.name, runID)
+	if err != nil {
+		return fail(err)
+	}
+	if !pl.HasInput {
+		if rs.State == StateFailed && rs.Error != "" {
+			return fail(fmt.Errorf("%w: its input was refused (%w): %s", ErrNotResumable, ErrInvalidInput, rs.Error))
+		}
+		return fail(fmt.Errorf("%w: the store holds no input for it (its process stopped before recording it, or it was restored from a snapshot)", ErrNotResumable))
+	}
 	r, err := e.newRun(ctx, runID, rc)
 	if err != nil {
-		e.mu.Unlock()
 		return nil, err
 	}
-	e.active[runID] = r
-	e.mu.Unlock()
-
-	r.input = old.input
-	copy(r.outputs, old.outputs)
-	for i, s := range old.state {
-		if s == StateSucceeded {
-			r.state[i] = StateSucceeded
-		}
-	}
-	r.rec, err = e.cfg.store.Reopen(ctx, e.name, runID)
-	if err != nil {
-		e.mu.Lock()
-		delete(e.active, runID)
-		e.resumable[runID] = old
-		e.resumeIDs = append(e.resumeIDs, runID)
-		e.mu.Unlock()
+	if err := r.restore(&rs, &pl); err != nil {
 		r.release()
 		return fail(err)
 	}
+	r.rec, err = e.cfg.store.Reopen(ctx, e.name, runID)
+	if err != nil {
+		r.release()
+		if recovering && errors.Is(err, ErrNotResumable) {
+			return nil, errClaimedElsewhere
+		}
+		return fail(err)
+	}
+	e.mu.Lock()
+	e.active[runID] = r
+	e.mu.Unlock()
 	r.mu.Lock()
+	if recovering && rs.State != StateInterrupted {
+		r.emit(Event{Type: EventRunInterrupted, Error: "its process stopped without ending it"})
+	}
 	r.emit(Event{Type: EventRunResumed})
 	r.beginPass(false)
 	spawn := r.spawnable()
@@ -573,6 +713,53 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption) (*r
 	r.watch()
 	r.spawn(spawn)
 	return r, nil
+}
+
+// restore sets the run's input, and the state and output of each task that
+// succeeded, from a stored run, checking that it matches the definition.
+func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
+	e, p := r.e, r.e.plan
+	notResumable := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrNotResumable}, args...)...)
+	}
+	in, err := e.value(pl.Input, p.inType)
+	if err != nil {
+		return notResumable("its input: %w", err)
+	}
+	r.input = in
+	seen := make([]bool, len(p.tasks))
+	for _, t := range rs.Tasks {
+		i, ok := p.index[t.Name]
+		if !ok {
+			return notResumable("task %q of the stored run is not in the workflow", t.Name)
+		}
+		seen[i] = true
+		switch t.State {
+		case StateSucceeded:
+			out, ok := pl.Outputs[t.Name]
+			if !ok {
+				return notResumable("task %q succeeded, but the store holds no output for it", t.Name)
+			}
+			v, err := e.value(out, p.tasks[i].out)
+			if err != nil {
+				return notResumable("task %q: its output: %w", t.Name, err)
+			}
+			r.state[i], r.outputs[i] = StateSucceeded, v
+		case StateInterrupted, StateRunning:
+			if t.Attempts > 0 {
+				if r.prior == nil {
+					r.prior = make([]int32, len(p.tasks))
+				}
+				r.prior[i] = int32(t.Attempts)
+			}
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			return notResumable("task %q of the workflow is not in the stored run", p.names[i])
+		}
+	}
+	return nil
 }
 
 // watch ends the run when its base context ends: the caller's cancel, Cancel
@@ -613,7 +800,7 @@ func (r *run) beginPass(first bool) {
 		if !first {
 			n = 0
 			for _, d := range deps {
-				if r.state[d] != StateSucceeded {
+				if r.state[d] != StateSucceeded || (r.unsaved != nil && r.unsaved[d]) {
 					n++
 				}
 			}
@@ -686,9 +873,13 @@ func (r *run) takeAt(now time.Time) (i int32, ctx context.Context, begun bool, s
 		}
 		r.running++
 		if !r.e.plan.tasks[i].validateIn && r.ctx.Err() == nil {
+			n := int32(1)
+			if r.prior != nil {
+				n += r.prior[i]
+			}
 			r.state[i] = StateRunning
-			r.attempts[i] = 1
-			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: 1, Time: now})
+			r.attempts[i] = n
+			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: int(n), Time: now})
 			begun = true
 		}
 	}
@@ -715,10 +906,11 @@ func (r *run) exec(ctx context.Context, i int32, begun bool) {
 			go r.goexited(i)
 		}
 	}()
+	var tc *taskCtx // for the tasks this goroutine runs, one after another
 	for i >= 0 {
-		out, state, err, attempts := r.runTask(ctx, i, begun)
+		out, data, state, err, attempts := r.runTask(ctx, &tc, i, begun)
 		var spawn int
-		i, ctx, begun, spawn = r.finish(i, out, state, err, attempts)
+		i, ctx, begun, spawn = r.finish(i, out, data, state, err, attempts)
 		r.spawn(spawn)
 	}
 	returned = true
@@ -730,7 +922,7 @@ func (r *run) goexited(i int32) {
 	r.mu.Lock()
 	n := int(r.attempts[i])
 	r.mu.Unlock()
-	next, ctx, begun, spawn := r.finish(i, nil, StateFailed, errGoexit, n)
+	next, ctx, begun, spawn := r.finish(i, nil, nil, StateFailed, errGoexit, n)
 	r.spawn(spawn)
 	r.exec(ctx, next, begun)
 }
@@ -758,50 +950,76 @@ func (r *run) inputOf(i int32) any {
 
 // runTask makes the attempts of task i, with its retry policy and timeout;
 // begun says that take has recorded the start of the first. It returns the
-// task's end state; StateRunning means the run ended under it.
-func (r *run) runTask(ctx context.Context, i int32, begun bool) (out any, state State, err error, n int) {
+// task's end state, and its output encoded for a Persistent store;
+// StateRunning means the run ended under it. *tc is the handler context of
+// the calling goroutine, made on first use.
+func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (out any, data []byte, state State, err error, n int) {
 	t := &r.e.plan.tasks[i]
 	in := r.inputOf(i)
 	h := r.handler(i)
 	if t.validateIn && !begun {
 		if werr := r.check(in, t.name, "task input"); werr != nil {
-			return nil, StateFailed, werr, 0
+			return nil, nil, StateFailed, werr, 0
 		}
 	}
-	for n = 1; ; n++ {
-		if !(n == 1 && begun) && !r.beginAttempt(i, n) {
-			return nil, StateRunning, nil, n - 1
+	first, limit := 1, t.retry.attempts()
+	if r.prior != nil && r.prior[i] > 0 {
+		// Attempts interrupted by a stopped process count, and the task
+		// gets at least one more.
+		first = int(r.prior[i]) + 1
+		limit = max(limit, first)
+	}
+	for n = first; ; n++ {
+		if !(n == first && begun) && !r.beginAttempt(i, n) {
+			return nil, nil, StateRunning, nil, n - 1
 		}
-		out, err = attempt(ctx, h, in, t.timeout)
-		if err == nil && t.validateOut {
-			if werr := r.check(out, t.name, "task output"); werr != nil {
-				return nil, StateFailed, werr, n
+		hctx := *tc
+		if t.timeout > 0 || hctx == nil {
+			// A handler with a timeout may be left running past its
+			// attempt: its context is its own.
+			hctx = &taskCtx{r: r}
+			if t.timeout == 0 {
+				*tc = hctx
 			}
 		}
+		hctx.Context, hctx.task, hctx.attempt = ctx, i, n
+		out, err = attempt(hctx, h, in, t.timeout)
+		if err == nil && t.validateOut {
+			if werr := r.check(out, t.name, "task output"); werr != nil {
+				return nil, nil, StateFailed, werr, n
+			}
+		}
+		if err == nil && r.e.persistent {
+			p, perr := r.e.payload(out)
+			if perr != nil {
+				return nil, nil, StateFailed, Permanent(fmt.Errorf("%w: recording the output (%T): %w", ErrInvalidInput, out, perr)), n
+			}
+			data = p.Data
+		}
 		if err == nil {
-			return out, StateSucceeded, nil, n
+			return out, data, StateSucceeded, nil, n
 		}
 		if ctx.Err() != nil {
-			return nil, StateCancelled, err, n
+			return nil, nil, StateCancelled, err, n
 		}
 		state = StateFailed
 		if errors.Is(err, ErrTimeout) {
 			state = StateTimedOut
 		}
-		if n >= t.retry.attempts() {
-			return nil, state, err, n
+		if n >= limit {
+			return nil, nil, state, err, n
 		}
 		var retry bool
 		if retry, err = t.retry.retryable(err); !retry {
-			return nil, state, err, n
+			return nil, nil, state, err, n
 		}
 		r.mu.Lock()
 		if !r.ended {
 			r.emitTask(i, Event{Type: EventTaskRetrying, Attempt: n, Error: err.Error()})
 		}
 		r.mu.Unlock()
-		if !sleep(ctx, t.retry.wait(n)) {
-			return nil, StateCancelled, err, n
+		if !sleep(ctx, t.retry.wait(n-first+1)) {
+			return nil, nil, StateCancelled, err, n
 		}
 	}
 }
@@ -823,7 +1041,7 @@ func (r *run) beginAttempt(i int32, n int) bool {
 // finish records the end of task i, queues the tasks it made ready, and
 // ends the pass or the run when nothing is left to do. Then it takes the
 // next task for the calling goroutine, as take does.
-func (r *run) finish(i int32, out any, state State, err error, attempts int) (next int32, ctx context.Context, begun bool, spawn int) {
+func (r *run) finish(i int32, out any, data []byte, state State, err error, attempts int) (next int32, ctx context.Context, begun bool, spawn int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ended {
@@ -839,14 +1057,17 @@ func (r *run) finish(i int32, out any, state State, err error, attempts int) (ne
 		r.state[i] = StateSucceeded
 		r.left--
 		now = time.Now()
-		r.emitTask(i, Event{Type: EventTaskSucceeded, Attempt: attempts, Time: now})
-		if r.failure == nil {
-			for _, s := range p.succs(i) {
-				r.pending[s]--
-				if r.pending[s] == 0 {
-					r.queue = append(r.queue, s)
-				}
-			}
+		pl := Payload{Value: out, Data: data}
+		if r.e.persistent {
+			pl.Value = nil
+		}
+		r.record(Event{Type: EventTaskSucceeded, Task: t.name, Attempt: attempts, Time: now}, int(r.e.pos[i]), pl)
+		if r.e.persistent {
+			// Its successors start once its success is committed.
+			r.unsaved[i] = true
+			r.after = append(r.after, i)
+		} else if r.failure == nil {
+			r.unblock(i)
 		}
 	case StateRunning: // stopped before an attempt: the pass is failing
 		if attempts > 0 {
@@ -876,6 +1097,17 @@ func (r *run) finish(i int32, out any, state State, err error, attempts int) (ne
 		r.succeed()
 	}
 	return r.takeAt(now)
+}
+
+// unblock counts task i, succeeded, as done for its successors, and queues
+// those it made ready. The caller holds r.mu.
+func (r *run) unblock(i int32) {
+	for _, s := range r.e.plan.succs(i) {
+		r.pending[s]--
+		if r.pending[s] == 0 {
+			r.queue = append(r.queue, s)
+		}
+	}
 }
 
 var taskEventOf = map[State]string{
@@ -944,7 +1176,9 @@ func (r *run) skipRest() {
 	}
 }
 
-// end writes the run's terminal state, once. The caller holds r.mu.
+// end writes the run's terminal state, once. The caller holds r.mu. The run
+// is done (Wait returns) once its end is committed: at once, or, for a
+// Persistent store, when the appending goroutine has written it.
 func (r *run) end(state State, werr *WorkflowError) {
 	ev := Event{Type: runEventOf[state]}
 	if werr != nil {
@@ -963,16 +1197,18 @@ func (r *run) end(state State, werr *WorkflowError) {
 	e := r.e
 	e.mu.Lock()
 	delete(e.active, r.id)
-	if state != StateSucceeded {
-		e.resumable[r.id] = r
-		e.resumeIDs = append(e.resumeIDs, r.id)
-		if len(e.resumeIDs) > maxResumable {
-			delete(e.resumable, e.resumeIDs[0])
-			e.resumeIDs = e.resumeIDs[1:]
-		}
-	}
 	e.mu.Unlock()
-	close(r.done)
+	if !e.persistent || r.broken != nil {
+		r.closeDone()
+	}
+}
+
+// closeDone ends the run for Wait, once. The caller holds r.mu.
+func (r *run) closeDone() {
+	if !r.doneClosed {
+		r.doneClosed = true
+		close(r.done)
+	}
 }
 
 var runEventOf = map[State]string{
@@ -1047,27 +1283,39 @@ func validateStruct(val *validator.Validate, v any) (err error) {
 
 // emit records ev: in the store, to the hooks and to the logger. The caller
 // holds r.mu, which keeps each run's events in order and none after its end.
-func (r *run) emit(ev Event) { r.record(ev, -1) }
+func (r *run) emit(ev Event) { r.record(ev, -1, Payload{}) }
 
 // emitTask records ev, an event of task i, as emit does.
 func (r *run) emitTask(i int32, ev Event) {
 	ev.Task = r.e.plan.tasks[i].name
-	r.record(ev, int(r.e.pos[i]))
+	r.record(ev, int(r.e.pos[i]), Payload{})
 }
 
 // record is emit for an event whose task is at position pos of the run's
-// Tasks (-1: a run event, or unknown).
-func (r *run) record(ev Event, pos int) {
+// Tasks (-1: a run event, or unknown), with its payload. A MemoryStore
+// records it at once; for a Persistent store it joins the batch that the
+// appending goroutine writes next, which it starts if none is at work.
+func (r *run) record(ev Event, pos int, pl Payload) {
 	if ev.Time.IsZero() { // else set by the caller, for events of one instant
 		ev.Time = time.Now()
 	}
 	ev.RunID = r.id
 	e := r.e
-	r.one[0] = Entry{Event: ev, Index: pos}
-	err := r.rec.Append(context.Background(), r.one[:])
-	r.one[0] = Entry{}
-	if err != nil && e.cfg.logger != nil {
-		r.recordFailed(ev.Type, err)
+	if e.persistent {
+		if r.broken == nil {
+			r.pend = append(r.pend, Entry{Event: ev, Index: pos, Payload: pl})
+			if !r.flushing {
+				r.flushing = true
+				go r.flush()
+			}
+		}
+	} else {
+		r.one[0] = Entry{Event: ev, Index: pos, Payload: pl}
+		err := r.rec.Append(context.Background(), r.one[:])
+		r.one[0] = Entry{}
+		if err != nil && e.cfg.logger != nil {
+			r.recordFailed(ev.Type, err)
+		}
 	}
 	for _, h := range e.cfg.hooks {
 		r.callHook(h, ev)
@@ -1075,6 +1323,58 @@ func (r *run) record(ev Event, pos int) {
 	if e.cfg.logger != nil {
 		e.log(ev)
 	}
+}
+
+// flush appends the run's pending events to a Persistent store, batch after
+// batch, outside r.mu: events that pile up while one batch is written go
+// together in the next (group commit). After each commit it releases the
+// successors of the tasks whose success it wrote, and ends the run for
+// Wait once its end is written. A failed write fails the run.
+func (r *run) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.pend) > 0 && r.broken == nil {
+		batch, after := r.pend, r.after
+		r.pend, r.after = r.spare[:0], nil
+		r.mu.Unlock()
+		err := r.rec.Append(r.wctx, batch)
+		r.mu.Lock()
+		clear(batch) // drop the payloads
+		r.spare = batch[:0]
+		if err != nil {
+			r.storeFailed(err)
+			break
+		}
+		for _, i := range after {
+			r.unsaved[i] = false
+			if !r.ended && r.failure == nil && r.state[i] == StateSucceeded {
+				r.unblock(i)
+			}
+		}
+		r.spawn(r.spawnable())
+		if r.ended && len(r.pend) == 0 {
+			r.closeDone()
+		}
+	}
+	r.flushing = false
+}
+
+// storeFailed fails the run whose write to its store failed with err:
+// nothing more is written, and Wait returns an error wrapping err. The
+// caller holds r.mu.
+func (r *run) storeFailed(err error) {
+	r.broken = err
+	r.pend, r.after = nil, nil
+	if r.e.cfg.logger != nil {
+		r.recordFailed("batch", err)
+	}
+	werr := r.runError("recording the run failed", err)
+	if !r.ended {
+		r.end(StateFailed, werr)
+		return
+	}
+	r.err = werr // its end could not be recorded
+	r.closeDone()
 }
 
 // recordFailed logs an event the store refused; it is apart from record,

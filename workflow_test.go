@@ -747,37 +747,29 @@ func TestResumeThatFailsAgainCanBeResumedAgain(t *testing.T) {
 	requireCompleteEvents(t, rs)
 }
 
-// resumableRuns is how many unsuccessful runs a Workflow keeps resumable, as
-// Resume documents.
-const resumableRuns = 100
-
-func TestResumeKeepsTheOutputsOfTheLastUnsuccessfulRuns(t *testing.T) {
-	// The store keeps every run, so that only the engine's own bound on
-	// resumable runs is at work.
-	p := newFlakyPipeline(t, nil, workflow.WithStore(workflow.NewMemoryStore(workflow.MaxRuns(0))))
+func TestResumeWorksForEveryRunTheStoreKeeps(t *testing.T) {
+	// The outputs of an unsuccessful run live in the store, as long as the
+	// store keeps the run: there is no other bound.
+	p := newFlakyPipeline(t, nil, workflow.WithStore(workflow.NewMemoryStore(workflow.MaxRuns(150))))
 	_, err := p.w.Run(t.Context(), 1)
-	id := asWorkflowError(t, err).RunID
-	_, err = p.w.Resume(t.Context(), id) // fails again: now the newest failed run
-	require.ErrorIs(t, err, errBoom)
-	_, err = p.w.Run(t.Context(), 1)
 	oldest := asWorkflowError(t, err).RunID
-	for range resumableRuns - 2 {
+	for range 149 {
 		_, err := p.w.Run(t.Context(), 1)
 		require.ErrorIs(t, err, errBoom)
 	}
-	// id last ended resumableRuns runs ago, counting itself: still held,
-	// however often it was resumed before.
-	_, err = p.w.Resume(t.Context(), id)
-	require.ErrorIs(t, err, errBoom)
-
-	// id ended again just now; oldest is now one too many: dropped.
-	_, err = p.w.Run(t.Context(), 1)
-	require.ErrorIs(t, err, errBoom)
-	_, err = p.w.Resume(t.Context(), oldest)
-	require.ErrorIs(t, err, workflow.ErrNotResumable)
 	p.failing.Store(false)
-	_, err = p.w.Resume(t.Context(), id)
-	require.NoError(t, err)
+	_, err = p.w.Resume(t.Context(), oldest)
+	require.NoError(t, err, "the oldest of 150 kept runs is resumable")
+
+	p.failing.Store(true)
+	_, err = p.w.Run(t.Context(), 1)
+	dropped := asWorkflowError(t, err).RunID
+	for range 150 {
+		_, err := p.w.Run(t.Context(), 1)
+		require.ErrorIs(t, err, errBoom)
+	}
+	_, err = p.w.Resume(t.Context(), dropped)
+	require.ErrorIs(t, err, workflow.ErrNotFound, "a run the store dropped is gone")
 }
 
 func TestResumeOfAnUnknownRunWrapsErrNotFound(t *testing.T) {
