@@ -20,18 +20,18 @@ type State string
 // StateTimedOut or StateCancelled; a task in any of those or StateSkipped.
 // StateInterrupted is not an end: Resume and Recover carry such a run on.
 const (
-	StatePending   State = "pending"
-	StateRunning   State = "running"
+	StatePending State = "pending"
+	StateRunning State = "running"
 	// StateInterrupted is a run, or a task under way, whose process stopped
 	// without ending it (a crash, a kill, a store closed under it), as
 	// recorded by Recover, or by Restore for a run a snapshot caught under
 	// way.
 	StateInterrupted State = "interrupted"
-	StateSucceeded State = "succeeded"
-	StateFailed    State = "failed"
-	StateTimedOut  State = "timed_out"
-	StateCancelled State = "cancelled"
-	StateSkipped   State = "skipped"
+	StateSucceeded   State = "succeeded"
+	StateFailed      State = "failed"
+	StateTimedOut    State = "timed_out"
+	StateCancelled   State = "cancelled"
+	StateSkipped     State = "skipped"
 )
 
 // Ended reports whether s is a final state.
@@ -49,12 +49,12 @@ func (s State) valid() bool {
 
 // The Type of each Event.
 const (
-	EventRunStarted      = "run_started"
-	EventRunRetrying     = "run_retrying" // RetryOnFailure starts another pass
-	EventRunResumed      = "run_resumed"
+	EventRunStarted  = "run_started"
+	EventRunRetrying = "run_retrying" // RetryOnFailure starts another pass
+	EventRunResumed  = "run_resumed"
 	// EventRunInterrupted records that the run's process stopped without
 	// ending it; Recover writes it before resuming the run.
-	EventRunInterrupted = "run_interrupted"
+	EventRunInterrupted  = "run_interrupted"
 	EventRunSucceeded    = "run_succeeded"
 	EventRunFailed       = "run_failed"
 	EventRunTimedOut     = "run_timed_out"
@@ -88,17 +88,17 @@ type RunStatus struct {
 	// Trigger is "manual" or "schedule".
 	Trigger string `json:"trigger"`
 	// ScheduledAt is the cron fire time of a scheduled run; zero otherwise.
-	ScheduledAt time.Time    `json:"scheduled_at,omitzero"`
-	StartedAt   time.Time    `json:"started_at,omitzero"`
-	EndedAt     time.Time    `json:"ended_at,omitzero"`
-	Error       string       `json:"error,omitempty"`
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	EndedAt     time.Time `json:"ended_at,omitzero"`
+	Error       string    `json:"error,omitempty"`
 	// Input and Output are the run's input and output as the workflow's
 	// Codec encoded them, when the store is Persistent and the Codec is
 	// JSONCodec; nil otherwise. Output is set once the run succeeded.
 	Input  json.RawMessage `json:"input,omitempty"`
 	Output json.RawMessage `json:"output,omitempty"`
-	Tasks  []TaskStatus    `json:"tasks"` // in topological order
-	Events      []Event      `json:"events"` // oldest first
+	Tasks  []TaskStatus    `json:"tasks"`  // in topological order
+	Events []Event         `json:"events"` // oldest first
 }
 
 // Task returns the status of the named task, and whether the run has it.

@@ -472,8 +472,8 @@ type run struct {
 	one        [1]Entry // the batch of record, under mu
 	timeout    time.Duration
 	done       chan struct{}
-	err        error // set before done closes
-	prior      []int32 // attempts made before an interruption, per task; nil if none
+	err        error           // set before done closes
+	prior      []int32         // attempts made before an interruption, per task; nil if none
 	wctx       context.Context // for a Persistent store's appends: the caller's values, no cancel
 
 	mu          sync.Mutex
