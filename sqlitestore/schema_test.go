@@ -1,0 +1,59 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/b3b01171/workflow/sqlitestore"
+)
+
+func TestOpenRefusesAFileOfANewerSchema(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	s, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	_, err = rawDB(t, path).Exec("PRAGMA user_version = 7")
+	require.NoError(t, err)
+
+	_, err = sqlitestore.Open(path)
+	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 1")
+}
+
+func TestOpenRefusesAFileThatIsNotADatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(path, []byte("these are not the runs you are looking for\n"), 0o600))
+	_, err := sqlitestore.Open(path)
+	require.ErrorContains(t, err, "sqlitestore: open "+path+": ")
+	require.ErrorContains(t, err, "not a database")
+}
+
+func TestOpenRefusesAnotherApplicationsDatabase(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	_, err := rawDB(t, path).Exec("PRAGMA application_id = 42; CREATE TABLE x (a)")
+	require.NoError(t, err)
+	_, err = sqlitestore.Open(path)
+	require.ErrorContains(t, err, "not a workflow store")
+}
+
+func TestOpenCreatesTheSchemaInAnEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	db := rawDB(t, path)
+	_, err := db.Exec("PRAGMA journal_mode = WAL")
+	require.NoError(t, err)
+	s := open(t, path)
+	_, err = s.Create(context.Background(), newRun("wf", "r1", "a"))
+	require.NoError(t, err)
+	var version, app int64
+	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
+	require.NoError(t, db.QueryRow("PRAGMA application_id").Scan(&app))
+	require.Equal(t, int64(1), version)
+	require.NotZero(t, app)
+}
