@@ -702,25 +702,11 @@ func (s *Scheduler) skip(en *entry, fired time.Time, reason string) {
 		Type:  EventScheduleSkipped,
 		Error: fmt.Sprintf("fire at %s skipped: %s", fired.Format(time.RFC3339), reason),
 	}
-	for _, h := range en.e.cfg.hooks {
-		s.callHook(en, h, ev)
-	}
-	if l := en.e.cfg.logger; l != nil {
-		en.e.log(ev)
-	}
+	en.e.skipped(ev)
 	if s.logger != nil && s.logger != en.e.cfg.logger {
 		s.logger.Warn("workflow: scheduled fire skipped", "workflow", en.name,
 			"scheduled_at", fired, "overlap", en.ps.Overlap.String(), "reason", reason)
 	}
-}
-
-func (s *Scheduler) callHook(en *entry, h func(Event), ev Event) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.logPanic(en, "a hook", v)
-		}
-	}()
-	h(ev)
 }
 
 // recoverIn logs a panic of the scheduler's own goroutine, so that nothing

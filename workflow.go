@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -38,6 +38,7 @@ type engine struct {
 	pos         []int32 // pos[i]: task i's place in RunStatus.Tasks (topological order)
 	persistent  bool    // the store keeps runs past the process: encode, batch
 	jsonCodec   bool    // payloads are JSON, shown in RunStatus
+	observed    bool    // there are hooks or a logger to give events to
 
 	mu     sync.Mutex
 	active map[string]*run
@@ -113,6 +114,7 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 		validateIn: hasValidateTags(inType),
 		persistent: cfg.store.Persistent(),
 		jsonCodec:  isJSON,
+		observed:   len(cfg.hooks) > 0 || cfg.logger != nil,
 		active:     map[string]*run{},
 	}
 	o := &p.tasks[p.output]
@@ -284,7 +286,7 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 	}
 	r.baseCancel(errCancelRequested)
 	select {
-	case <-r.done:
+	case <-r.endedChan():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -427,8 +429,12 @@ func (x *Execution[Out]) Wait(ctx context.Context) (Out, error) {
 	if ctx == nil {
 		return zero, fmt.Errorf("workflow %q run %q: Wait: %w", x.r.e.name, x.r.id, errNilContext)
 	}
+	var done <-chan struct{} = x.r.done
+	if x.r.hooking.Load() {
+		done = x.r.endedChan() // the hook waits for the run's end, not for itself
+	}
 	select {
-	case <-x.r.done:
+	case <-done:
 		return x.result()
 	case <-ctx.Done():
 		return zero, ctx.Err()
@@ -500,7 +506,18 @@ type run struct {
 	unsaved     []bool  // per task: its success is not yet committed
 	flushing    bool
 	broken      error // a write failed: nothing more is written
-	doneClosed  bool
+
+	// Hooks and the logger are given events outside mu, by one goroutine
+	// at a time (observing), from obs[obsAt:]; see observe.go.
+	obs           []observation
+	obsAt         int
+	observing     bool
+	hooking       atomic.Bool   // a hook of this run is being called
+	committed     bool          // the run's end is in the store
+	ending        bool          // end is recording the run's end
+	stopped       chan struct{} // made on demand, closed once committed
+	stoppedClosed bool
+	doneClosed    bool
 }
 
 func newRunID() string {
@@ -1185,8 +1202,9 @@ func (r *run) end(state State, werr *WorkflowError) {
 		r.err = werr
 		ev.Error = werr.Error()
 	}
-	r.emit(ev)
-	r.ended = true
+	r.ended, r.ending = true, true
+	r.emit(ev) // a failed write replaces r.err
+	r.ending = false
 	if r.stopWatch != nil {
 		r.stopWatch()
 	}
@@ -1199,16 +1217,42 @@ func (r *run) end(state State, werr *WorkflowError) {
 	delete(e.active, r.id)
 	e.mu.Unlock()
 	if !e.persistent || r.broken != nil {
-		r.closeDone()
+		r.committed = true
+		r.settle()
 	}
 }
 
-// closeDone ends the run for Wait, once. The caller holds r.mu.
-func (r *run) closeDone() {
-	if !r.doneClosed {
+// settle closes the run's channels once its end is committed (stopped),
+// and once its observers have been given every event too (done). The
+// caller holds r.mu.
+func (r *run) settle() {
+	if !r.committed || r.doneClosed {
+		return
+	}
+	if r.stopped != nil && !r.stoppedClosed {
+		r.stoppedClosed = true
+		close(r.stopped)
+	}
+	if len(r.obs) == 0 && !r.observing {
 		r.doneClosed = true
 		close(r.done)
 	}
+}
+
+// endedChan returns a channel closed once the run's end is committed,
+// whether or not its observers have seen it yet: what Cancel waits for,
+// and Wait when a hook of the run calls it.
+func (r *run) endedChan() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped == nil {
+		r.stopped = make(chan struct{})
+	}
+	if r.committed && !r.stoppedClosed {
+		r.stoppedClosed = true
+		close(r.stopped)
+	}
+	return r.stopped
 }
 
 var runEventOf = map[State]string{
@@ -1281,8 +1325,9 @@ func validateStruct(val *validator.Validate, v any) (err error) {
 	return val.Struct(v)
 }
 
-// emit records ev: in the store, to the hooks and to the logger. The caller
-// holds r.mu, which keeps each run's events in order and none after its end.
+// emit records ev: in the store, and for the hooks and the logger. The
+// caller holds r.mu, which keeps each run's events in order and none after
+// its end.
 func (r *run) emit(ev Event) { r.record(ev, -1, Payload{}) }
 
 // emitTask records ev, an event of task i, as emit does.
@@ -1292,36 +1337,35 @@ func (r *run) emitTask(i int32, ev Event) {
 }
 
 // record is emit for an event whose task is at position pos of the run's
-// Tasks (-1: a run event, or unknown), with its payload. A MemoryStore
-// records it at once; for a Persistent store it joins the batch that the
-// appending goroutine writes next, which it starts if none is at work.
+// Tasks (-1: a run event, or unknown), with its payload. A store that is
+// not Persistent records it at once; for a Persistent store it joins the
+// batch that the appending goroutine writes next, which it starts if none
+// is at work. Hooks and the logger get it later, outside r.mu (see
+// observe).
 func (r *run) record(ev Event, pos int, pl Payload) {
 	if ev.Time.IsZero() { // else set by the caller, for events of one instant
 		ev.Time = time.Now()
 	}
 	ev.RunID = r.id
 	e := r.e
-	if e.persistent {
-		if r.broken == nil {
-			r.pend = append(r.pend, Entry{Event: ev, Index: pos, Payload: pl})
-			if !r.flushing {
-				r.flushing = true
-				go r.flush()
-			}
+	switch {
+	case r.broken != nil: // nothing more is written
+	case e.persistent:
+		r.pend = append(r.pend, Entry{Event: ev, Index: pos, Payload: pl})
+		if !r.flushing {
+			r.flushing = true
+			go r.flush()
 		}
-	} else {
+	default:
 		r.one[0] = Entry{Event: ev, Index: pos, Payload: pl}
 		err := r.rec.Append(context.Background(), r.one[:])
 		r.one[0] = Entry{}
-		if err != nil && e.cfg.logger != nil {
-			r.recordFailed(ev.Type, err)
+		if err != nil {
+			r.storeFailed(err)
 		}
 	}
-	for _, h := range e.cfg.hooks {
-		r.callHook(h, ev)
-	}
-	if e.cfg.logger != nil {
-		e.log(ev)
+	if e.observed {
+		r.observe(observation{ev: ev})
 	}
 }
 
@@ -1353,68 +1397,28 @@ func (r *run) flush() {
 		}
 		r.spawn(r.spawnable())
 		if r.ended && len(r.pend) == 0 {
-			r.closeDone()
+			r.committed = true
+			r.settle()
 		}
 	}
 	r.flushing = false
 }
 
 // storeFailed fails the run whose write to its store failed with err:
-// nothing more is written, and Wait returns an error wrapping err. The
-// caller holds r.mu.
+// nothing more is written, the failure is logged, and Wait returns an
+// error wrapping err. The caller holds r.mu.
 func (r *run) storeFailed(err error) {
 	r.broken = err
 	r.pend, r.after = nil, nil
-	if r.e.cfg.logger != nil {
-		r.recordFailed("batch", err)
-	}
+	r.observe(observation{err: fmt.Errorf("event %w", err)})
 	werr := r.runError("recording the run failed", err)
 	if !r.ended {
 		r.end(StateFailed, werr)
 		return
 	}
 	r.err = werr // its end could not be recorded
-	r.closeDone()
-}
-
-// recordFailed logs an event the store refused; it is apart from record,
-// to keep the stack of the engine's goroutines small.
-func (r *run) recordFailed(event string, err error) {
-	r.e.cfg.logger.Error("workflow: recording event", "workflow", r.e.name, "run_id", r.id, "event", event, "error", err)
-}
-
-func (r *run) callHook(h func(Event), ev Event) {
-	defer func() {
-		if v := recover(); v != nil && r.e.cfg.logger != nil {
-			r.e.cfg.logger.Error("workflow: hook panicked", "workflow", r.e.name, "run_id", r.id, "panic", v)
-		}
-	}()
-	h(ev)
-}
-
-func (e *engine) log(ev Event) {
-	level := slog.LevelInfo
-	switch ev.Type {
-	case EventTaskStarted, EventTaskSucceeded, EventTaskSkipped:
-		level = slog.LevelDebug
-	case EventTaskRetrying, EventRunRetrying, EventScheduleSkipped, EventTaskCancelled:
-		level = slog.LevelWarn
-	case EventTaskFailed, EventTaskTimedOut, EventRunFailed, EventRunTimedOut, EventRunCancelled:
-		level = slog.LevelError
+	if !r.ending {
+		r.committed = true
+		r.settle()
 	}
-	ctx := context.Background()
-	if !e.cfg.logger.Enabled(ctx, level) {
-		return
-	}
-	attrs := []slog.Attr{slog.String("workflow", e.name), slog.String("run_id", ev.RunID)}
-	if ev.Task != "" {
-		attrs = append(attrs, slog.String("task", ev.Task))
-	}
-	if ev.Attempt > 0 {
-		attrs = append(attrs, slog.Int("attempt", ev.Attempt))
-	}
-	if ev.Error != "" {
-		attrs = append(attrs, slog.String("error", ev.Error))
-	}
-	e.cfg.logger.LogAttrs(ctx, level, "workflow "+ev.Type, attrs...)
 }

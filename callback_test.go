@@ -1,0 +1,188 @@
+package workflow_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"runtime"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/b3b01171/workflow"
+)
+
+// Callbacks — hooks, the logger's handler — may panic, call runtime.Goexit
+// or wait for their own run: the run ends exactly once, with one terminal
+// event last, Wait and Cancel return, and the process does not crash. The
+// tests run in a synctest bubble, so that a run that never ends is a
+// deadlock the test reports, not a hang.
+
+// misbehaviours are what a callback may do instead of returning.
+var misbehaviours = map[string]func(){
+	"panics":  func() { panic("callback bug") },
+	"Goexits": runtime.Goexit,
+}
+
+func TestAHookThatPanicsOrGoexitsOnAnyEventLeavesTheRunIntact(t *testing.T) {
+	events := []string{
+		"run_started", "task_started:a", "task_succeeded:a", "task_started:b",
+		"task_succeeded:b", "run_succeeded",
+	}
+	for how, misbehave := range misbehaviours {
+		for _, on := range events {
+			t.Run(how+" on "+on, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					w := newWorkflow[int, int](t, "hooked", workflow.Tasks{intTask("a"), intTask("b", "a")},
+						workflow.WithHook(func(ev workflow.Event) {
+							if eventTypes([]workflow.Event{ev})[0] == on {
+								misbehave()
+							}
+						}),
+						workflow.WithLogger(slog.New(slog.DiscardHandler)))
+					out, err := w.Run(t.Context(), 7)
+					require.NoError(t, err)
+					assert.Equal(t, 7, out)
+					rs, err := w.Status(t.Context())
+					require.NoError(t, err)
+					requireCompleteEvents(t, rs)
+					assert.Equal(t, []string{
+						"run_started", "task_started:a", "task_succeeded:a", "task_started:b",
+						"task_succeeded:b", "run_succeeded",
+					}, eventTypes(rs.Events))
+				})
+			})
+		}
+	}
+}
+
+func TestAHookThatGoexitsOnRunCancelledLetsCancelAndWaitReturn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorkflow[int, int](t, "hooked", workflow.Tasks{
+			workflow.Task[int, int]{Name: "a", Handler: func(ctx context.Context, in int) (int, error) {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}},
+		}, workflow.WithHook(func(ev workflow.Event) {
+			if ev.Type == workflow.EventRunCancelled {
+				runtime.Goexit()
+			}
+		}))
+		x, err := w.Start(t.Context(), 1)
+		require.NoError(t, err)
+		synctest.Wait()
+		require.NoError(t, w.Cancel(t.Context(), x.ID()))
+		_, err = x.Wait(t.Context())
+		require.ErrorIs(t, err, workflow.ErrCancelled)
+		rs, err := w.Inspect(t.Context(), x.ID())
+		require.NoError(t, err)
+		requireCompleteEvents(t, rs)
+		assert.Equal(t, workflow.StateCancelled, rs.State)
+	})
+}
+
+func TestAHookMayCancelOrWaitForItsOwnRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var w *workflow.Workflow[int, int]
+		var mu sync.Mutex
+		var cancelErr, waitErr error
+		waitOut := -1
+		w = newWorkflow[int, int](t, "self", workflow.Tasks{
+			intTask("a"),
+			workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Handler: func(ctx context.Context, in int) (int, error) {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}},
+		}, workflow.WithHook(func(ev workflow.Event) {
+			if ev.Type == workflow.EventTaskStarted && ev.Task == "b" {
+				err := w.Cancel(context.Background(), ev.RunID)
+				mu.Lock()
+				cancelErr = err
+				mu.Unlock()
+			}
+		}))
+		_, err := w.Run(t.Context(), 1)
+		require.ErrorIs(t, err, workflow.ErrCancelled)
+		mu.Lock()
+		require.NoError(t, cancelErr, "Cancel from a hook of the run")
+		mu.Unlock()
+
+		var x *workflow.Execution[int]
+		started := make(chan struct{})
+		w = newWorkflow[int, int](t, "self-wait", workflow.Tasks{intTask("a")},
+			workflow.WithHook(func(ev workflow.Event) {
+				if ev.Type == workflow.EventRunSucceeded {
+					<-started
+					out, err := x.Wait(context.Background())
+					mu.Lock()
+					waitOut, waitErr = out, err
+					mu.Unlock()
+				}
+			}))
+		x, err = w.Start(t.Context(), 5)
+		close(started)
+		require.NoError(t, err)
+		out, err := x.Wait(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, 5, out)
+		mu.Lock()
+		defer mu.Unlock()
+		require.NoError(t, waitErr, "Wait from a hook of the run")
+		assert.Equal(t, 5, waitOut)
+	})
+}
+
+// handlerFunc is a slog.Handler made of one function.
+type handlerFunc func(context.Context, slog.Record) error
+
+func (h handlerFunc) Enabled(context.Context, slog.Level) bool        { return true }
+func (h handlerFunc) Handle(ctx context.Context, r slog.Record) error { return h(ctx, r) }
+func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler              { return h }
+func (h handlerFunc) WithGroup(string) slog.Handler                   { return h }
+
+func TestALogHandlerThatPanicsOrGoexitsLosesItsLineAndNothingElse(t *testing.T) {
+	for how, misbehave := range misbehaviours {
+		t.Run(how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				logger := slog.New(handlerFunc(func(context.Context, slog.Record) error {
+					misbehave()
+					return nil
+				}))
+				w := newWorkflow[int, int](t, "logged", workflow.Tasks{
+					intTask("a"),
+					workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Handler: fail},
+				}, workflow.WithLogger(logger))
+				_, err := w.Run(t.Context(), 1)
+				require.ErrorIs(t, err, errBoom)
+				rs, err := w.Status(t.Context())
+				require.NoError(t, err)
+				requireCompleteEvents(t, rs)
+				assert.Equal(t, workflow.StateFailed, rs.State)
+			})
+		})
+	}
+}
+
+func TestAPanickingHookIsLoggedToTheDefaultLoggerWithoutOne(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	prev := slog.Default()
+	slog.SetDefault(slog.New(handlerFunc(func(_ context.Context, r slog.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		buf.WriteString(r.Message + "\n")
+		return nil
+	})))
+	defer slog.SetDefault(prev)
+
+	w := newWorkflow[int, int](t, "hook-panics", workflow.Tasks{intTask("a")},
+		workflow.WithHook(func(workflow.Event) { panic("hook bug") }))
+	_, err := w.Run(t.Context(), 1)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, buf.String(), "workflow: a hook panicked")
+}
