@@ -41,8 +41,16 @@ var (
 	// made for a run that has already ended.
 	ErrRunEnded = errors.New("run has ended")
 	// ErrNotResumable marks Resume of a run that succeeded, is still
-	// running, or whose task outputs are no longer held by this process.
+	// running, or whose stored input, tasks or outputs do not fit the
+	// definition.
 	ErrNotResumable = errors.New("run cannot be resumed")
+	// ErrDuplicateRun marks a run ID (WithRunID) that the workflow's store
+	// already holds.
+	ErrDuplicateRun = errors.New("duplicate run ID")
+	// ErrRunElsewhere marks a call, such as Cancel, about a run under way
+	// in another Workflow value or another process sharing the store: only
+	// the one running it can act on it.
+	ErrRunElsewhere = errors.New("run is under way elsewhere")
 	// ErrInvalidSchedule marks a Schedule whose cron text or time zone
 	// cannot be used; the message quotes the text.
 	ErrInvalidSchedule = errors.New("invalid schedule")

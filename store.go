@@ -29,8 +29,8 @@ import (
 type Store interface {
 	// Create records a new run (its State pending, every task pending, no
 	// events) and returns the Recorder for its events. The store becomes
-	// the run's owner. It fails if the workflow already has a run of that
-	// ID.
+	// the run's owner. It fails with an error wrapping ErrDuplicateRun if
+	// the workflow already has a run of that ID.
 	Create(ctx context.Context, run RunStatus) (Recorder, error)
 	// Reopen continues the record of an existing run, for Resume and
 	// Recover, and makes the store its owner in one atomic step. It wraps

@@ -270,27 +270,37 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 	if ctx == nil {
 		return e.nilContext("Cancel")
 	}
-	e.mu.Lock()
-	r := e.active[runID]
-	e.mu.Unlock()
+	r := e.activeRun(runID)
 	if r == nil {
 		rs, err := e.cfg.store.Get(ctx, e.name, runID)
 		if err != nil || runID == "" {
 			return fmt.Errorf("workflow %q: cancel: %w", e.name, errors.Join(err, notFoundIfEmpty(runID)))
 		}
-		if !rs.State.Ended() {
-			// Another Workflow value (or process) on the same store runs it.
-			return fmt.Errorf("workflow %q: cancel run %q: it is %s, but not in this Workflow value", e.name, runID, rs.State)
+		// A Resume in this Workflow value may have started it meanwhile.
+		if r = e.activeRun(runID); r == nil {
+			if !rs.State.Ended() {
+				return fmt.Errorf("workflow %q: cancel run %q: %w: it is %s, in another Workflow value or process", e.name, runID, ErrRunElsewhere, rs.State)
+			}
+			return fmt.Errorf("workflow %q: cancel run %q: %w (state %s)", e.name, runID, ErrRunEnded, rs.State)
 		}
-		return fmt.Errorf("workflow %q: cancel run %q: %w (state %s)", e.name, runID, ErrRunEnded, rs.State)
 	}
 	r.baseCancel(errCancelRequested)
 	select {
 	case <-r.endedChan():
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if r.endState != StateCancelled {
+		return fmt.Errorf("workflow %q: cancel run %q: %w before it could be cancelled (state %s)", e.name, runID, ErrRunEnded, r.endState)
+	}
+	return nil
+}
+
+// activeRun is the run under way with ID id in this Workflow value, or nil.
+func (e *engine) activeRun(id string) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.active[id]
 }
 
 func notFoundIfEmpty(runID string) error {
@@ -515,6 +525,8 @@ type run struct {
 	hooking       atomic.Bool   // a hook of this run is being called
 	committed     bool          // the run's end is in the store
 	ending        bool          // end is recording the run's end
+	endState      State         // set by end
+	inactive      bool          // removed from e.active
 	stopped       chan struct{} // made on demand, closed once committed
 	stoppedClosed bool
 	doneClosed    bool
@@ -1202,7 +1214,7 @@ func (r *run) end(state State, werr *WorkflowError) {
 		r.err = werr
 		ev.Error = werr.Error()
 	}
-	r.ended, r.ending = true, true
+	r.ended, r.ending, r.endState = true, true, state
 	r.emit(ev) // a failed write replaces r.err
 	r.ending = false
 	if r.stopWatch != nil {
@@ -1212,11 +1224,7 @@ func (r *run) end(state State, werr *WorkflowError) {
 		r.cancel(errTaskFailed)
 	}
 	r.release()
-	e := r.e
-	e.mu.Lock()
-	delete(e.active, r.id)
-	e.mu.Unlock()
-	if !e.persistent || r.broken != nil {
+	if !r.e.persistent || r.broken != nil {
 		r.committed = true
 		r.settle()
 	}
@@ -1228,6 +1236,17 @@ func (r *run) end(state State, werr *WorkflowError) {
 func (r *run) settle() {
 	if !r.committed || r.doneClosed {
 		return
+	}
+	if !r.inactive {
+		// Only now, so that a run is never missing from both this value's
+		// runs under way and the store's ended runs.
+		r.inactive = true
+		e := r.e
+		e.mu.Lock()
+		if e.active[r.id] == r {
+			delete(e.active, r.id)
+		}
+		e.mu.Unlock()
 	}
 	if r.stopped != nil && !r.stoppedClosed {
 		r.stoppedClosed = true
