@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -185,4 +186,72 @@ func TestAPanickingHookIsLoggedToTheDefaultLoggerWithoutOne(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Contains(t, buf.String(), "workflow: a hook panicked")
+}
+
+func TestAScheduleInputThatGoexitsFailsItsRunAndStopStillReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := schedFlow(t, "goexit-input", workflow.Schedule{Cron: "@every 1h"}, schedNoop,
+			workflow.WithLogger(slog.New(slog.DiscardHandler)),
+			workflow.WithScheduleInput(func(context.Context, time.Time) (nothing, error) {
+				runtime.Goexit()
+				return nothing{}, nil
+			}))
+		s := workflow.NewScheduler()
+		require.NoError(t, s.Register(w))
+		id, err := s.Trigger(t.Context(), "goexit-input")
+		require.ErrorIs(t, err, workflow.ErrPanic)
+		require.NotEmpty(t, id, "the failed run is recorded")
+		require.NoError(t, s.Stop(t.Context()))
+		rs, err := w.Inspect(t.Context(), id)
+		require.NoError(t, err)
+		assert.Equal(t, workflow.StateFailed, rs.State)
+	})
+}
+
+func TestStopReturnsWhenItsContextEndsWhateverAScheduleInputDoes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		never := make(chan struct{})
+		defer close(never)
+		w := schedFlow(t, "deaf-input", workflow.Schedule{Cron: "@every 1h"}, schedNoop,
+			workflow.WithLogger(slog.New(slog.DiscardHandler)),
+			workflow.WithScheduleInput(func(context.Context, time.Time) (nothing, error) {
+				<-never // ignores its context
+				return nothing{}, nil
+			}))
+		s := schedStarted(t, nil, w)
+		time.Sleep(time.Hour + time.Second) // the fire is waiting for its input
+		synctest.Wait()
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := s.Stop(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, time.Minute, time.Since(start), "Stop returns when its context ends")
+		runs, err := w.History(t.Context())
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		assert.Equal(t, workflow.StateFailed, runs[0].State, "the run whose input never came fails")
+	})
+}
+
+func TestAHookThatGoexitsOnAScheduleSkippedFireKeepsTheScheduleFiring(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := schedFlow(t, "skipper", workflow.Schedule{Cron: "@every 1s", Overlap: workflow.OverlapSkip},
+			schedSlow(1500*time.Millisecond),
+			workflow.WithHook(func(ev workflow.Event) {
+				if ev.Type == workflow.EventScheduleSkipped {
+					runtime.Goexit()
+				}
+			}),
+			workflow.WithLogger(slog.New(slog.DiscardHandler)))
+		s := schedStarted(t, nil, w)
+		time.Sleep(60*time.Second + 100*time.Millisecond)
+		synctest.Wait()
+		require.NoError(t, s.Stop(t.Context()))
+		runs, err := w.History(t.Context())
+		require.NoError(t, err)
+		// Fires at 1s, 3s, 5s, …, 59s start runs; those in between are skipped.
+		assert.Len(t, runs, 30)
+	})
 }

@@ -115,18 +115,24 @@ func (e *engine) logError(runID, msg string, err error) {
 }
 
 // safeLog calls f with the workflow's logger, or slog.Default() without
-// one; a log handler that panics or calls runtime.Goexit loses the line
-// and nothing else.
+// one, as the function safeLog does.
 func (e *engine) safeLog(f func(l *slog.Logger)) {
 	l := e.cfg.logger
 	if l == nil {
 		l = slog.Default()
 	}
+	safeLog(func() { f(l) })
+}
+
+// safeLog calls f, which writes a log line, on a goroutine of its own: a
+// log handler that panics or calls runtime.Goexit loses the line and
+// nothing else.
+func safeLog(f func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() { _ = recover() }()
-		f(l)
+		f()
 	}()
 	<-done
 }

@@ -496,9 +496,14 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err
 		cancel(nil)
 		s.finished(grp)
 	}
+	handedOff := false
+	defer func() {
+		if !handedOff { // also when user code ended this goroutine
+			release()
+		}
+	}()
 	r, err := s.begin(rctx, en, time.Now())
 	if err != nil {
-		release()
 		var werr *WorkflowError
 		if errors.As(err, &werr) {
 			runID = werr.RunID
@@ -507,10 +512,11 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err
 		return runID, err
 	}
 	s.logDebug(en, r.id, TriggerManual, "workflow: triggered run started")
+	handedOff = true
 	go func() {
 		defer release()
 		defer s.recoverIn(en, "waiting for a triggered run")
-		<-r.done
+		<-r.endedChan()
 		s.logEnd(en, r, TriggerManual)
 	}()
 	return r.id, nil
@@ -652,7 +658,7 @@ func (s *Scheduler) runScheduled(en *entry, g *generation, grp *runGroup, fired 
 		return
 	}
 	s.logDebug(en, r.id, TriggerSchedule, "workflow: scheduled run started", slog.Time("scheduled_at", fired))
-	<-r.done
+	<-r.endedChan() // not its hooks: they may block
 	s.logEnd(en, r, TriggerSchedule)
 }
 
@@ -684,14 +690,38 @@ func (s *Scheduler) begin(ctx context.Context, en *entry, fired time.Time, opts 
 	return en.e.start(ctx, in, opts)
 }
 
-func (s *Scheduler) input(ctx context.Context, en *entry, si *scheduleInput, fired time.Time) (v any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
+// input calls the WithScheduleInput function, on a goroutine of its own:
+// whether it returns, panics, calls runtime.Goexit or ignores ctx, input
+// returns by the end of ctx.
+func (s *Scheduler) input(ctx context.Context, en *entry, si *scheduleInput, fired time.Time) (any, error) {
+	type result struct {
+		v   any
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			p := recover()
+			if p == nil {
+				p = errGoexitCallback
+			}
 			s.logPanic(en, "the WithScheduleInput function", p)
-			v, err = nil, fmt.Errorf("%w: in the WithScheduleInput function: %v", ErrPanic, p)
-		}
+			res <- result{err: fmt.Errorf("%w: in the WithScheduleInput function: %v", ErrPanic, p)}
+		}()
+		v, err := si.fn(ctx, fired)
+		returned = true
+		res <- result{v, err}
 	}()
-	return si.fn(ctx, fired)
+	select {
+	case r := <-res:
+		return r.v, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("the WithScheduleInput function did not return before the run's context ended: %w", context.Cause(ctx))
+	}
 }
 
 // skip reports a fire that the overlap policy skipped: to the workflow's
@@ -703,8 +733,8 @@ func (s *Scheduler) skip(en *entry, fired time.Time, reason string) {
 		Error: fmt.Sprintf("fire at %s skipped: %s", fired.Format(time.RFC3339), reason),
 	}
 	en.e.skipped(ev)
-	if s.logger != nil && s.logger != en.e.cfg.logger {
-		s.logger.Warn("workflow: scheduled fire skipped", "workflow", en.name,
+	if s.logger != en.e.cfg.logger {
+		s.log(slog.LevelWarn, "workflow: scheduled fire skipped", "workflow", en.name,
 			"scheduled_at", fired, "overlap", en.ps.Overlap.String(), "reason", reason)
 	}
 }
@@ -727,38 +757,44 @@ func (s *Scheduler) loggerFor(en *entry) *slog.Logger {
 	return en.e.cfg.logger
 }
 
+// logPanic logs a panic, or a runtime.Goexit, of user code; without a
+// logger of the scheduler or the workflow, on slog.Default().
 func (s *Scheduler) logPanic(en *entry, where string, v any) {
-	if l := s.loggerFor(en); l != nil {
+	l := s.loggerFor(en)
+	if l == nil {
+		l = slog.Default()
+	}
+	stack := string(debug.Stack())
+	safeLog(func() {
 		l.Error("workflow: scheduler recovered a panic", "workflow", en.name, "in", where,
-			"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			"panic", fmt.Sprint(v), "stack", stack)
+	})
+}
+
+// log writes one line to the scheduler's logger, if it has one, as
+// safeLog does.
+func (s *Scheduler) log(level slog.Level, msg string, args ...any) {
+	if l := s.logger; l != nil {
+		safeLog(func() { l.Log(context.Background(), level, msg, args...) })
 	}
 }
 
 func (s *Scheduler) logWarn(en *entry, msg string) {
-	if s.logger != nil {
-		s.logger.Warn(msg, "workflow", en.name, "cron", en.ps.Cron, "timezone", en.ps.loc.String())
-	}
+	s.log(slog.LevelWarn, msg, "workflow", en.name, "cron", en.ps.Cron, "timezone", en.ps.loc.String())
 }
 
 func (s *Scheduler) logDebug(en *entry, runID, trigger, msg string, attrs ...any) {
-	if s.logger != nil {
-		s.logger.Debug(msg, append([]any{"workflow", en.name, "run_id", runID, "trigger", trigger}, attrs...)...)
-	}
+	s.log(slog.LevelDebug, msg, append([]any{"workflow", en.name, "run_id", runID, "trigger", trigger}, attrs...)...)
 }
 
 func (s *Scheduler) logRunError(en *entry, runID, trigger, msg string, err error) {
-	if s.logger != nil {
-		s.logger.Error(msg, "workflow", en.name, "run_id", runID, "trigger", trigger, "error", err.Error())
-	}
+	s.log(slog.LevelError, msg, "workflow", en.name, "run_id", runID, "trigger", trigger, "error", err.Error())
 }
 
 func (s *Scheduler) logEnd(en *entry, r *run, trigger string) {
-	if s.logger == nil {
-		return
-	}
 	if r.err != nil {
 		s.logRunError(en, r.id, trigger, "workflow: run did not succeed", r.err)
 		return
 	}
-	s.logger.Info("workflow: run succeeded", "workflow", en.name, "run_id", r.id, "trigger", trigger)
+	s.log(slog.LevelInfo, "workflow: run succeeded", "workflow", en.name, "run_id", r.id, "trigger", trigger)
 }
