@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	plandesc "github.com/b3b01171/workflow/internal/plan"
 )
@@ -79,6 +80,9 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 	}
 	_, blank := p.index[""]
 	checkNames := len(p.index) < n || blank
+	for name := range p.index {
+		checkNames = checkNames || !utf8.ValidString(name)
+	}
 	if checkNames {
 		clear(p.index)
 	}
@@ -88,6 +92,8 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 			switch {
 			case s.name == "":
 				bad(ErrInvalidWorkflow, "task %d has an empty name", i)
+			case !utf8.ValidString(s.name):
+				bad(ErrInvalidWorkflow, "task %d: its name %q is not valid UTF-8", i, s.name)
 			default:
 				if _, dup := p.index[s.name]; dup {
 					bad(ErrDuplicateTask, "task %q is defined more than once", s.name)

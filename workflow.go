@@ -8,9 +8,11 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -59,8 +61,11 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 		o(&cfg)
 	}
 	errs := problems(cfg.errs)
-	if name == "" {
+	switch {
+	case name == "":
 		errs = append(errs, fmt.Errorf("%w: the workflow has an empty name", ErrInvalidWorkflow))
+	case !utf8.ValidString(name):
+		errs = append(errs, fmt.Errorf("%w: the workflow's name %q is not valid UTF-8", ErrInvalidWorkflow, name))
 	}
 	nodes := make([]node, 0, len(tasks))
 	for i, t := range tasks {
@@ -96,6 +101,12 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	if p != nil && cfg.store.Persistent() && isJSON {
 		errs = append(errs, unencodable(p)...)
 	}
+	if cfg.validate == nil {
+		cfg.validate = defaultValidator()
+	}
+	if p != nil {
+		errs = append(errs, checkTags(cfg.validate, p, inType, outType)...)
+	}
 	if len(errs) > 0 {
 		return nil, &WorkflowError{
 			Workflow: name,
@@ -103,9 +114,6 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 			Details:  map[string]any{"problems": errs.strings()},
 			Err:      errs,
 		}
-	}
-	if cfg.validate == nil {
-		cfg.validate = defaultValidator()
 	}
 	e := &engine{
 		name:       name,
@@ -1330,6 +1338,33 @@ func (r *run) check(v any, task, what string) *WorkflowError {
 		werr.Err = Permanent(werr.Err)
 	}
 	return werr
+}
+
+// checkTags finds the validate tags that name no rule, in the workflow's
+// and its tasks' input and output types, by validating a zero value of
+// each: the validator reads every tag of a struct the first time it sees
+// it.
+func checkTags(val *validator.Validate, p *plan, types ...reflect.Type) problems {
+	for i := range p.tasks {
+		types = append(types, p.tasks[i].in, p.tasks[i].out)
+	}
+	var errs problems
+	seen := map[reflect.Type]bool{}
+	for _, t := range types {
+		if seen[t] || t == inputsType || !hasValidateTags(t) {
+			continue
+		}
+		seen[t] = true
+		zt := t
+		for zt.Kind() == reflect.Pointer {
+			zt = zt.Elem()
+		}
+		if err := validateStruct(val, reflect.New(zt).Interface()); errors.Is(err, ErrInvalidWorkflow) {
+			msg := strings.TrimPrefix(err.Error(), ErrInvalidWorkflow.Error()+": ")
+			errs = append(errs, fmt.Errorf("%w: the validate tags of %s: %s", ErrInvalidWorkflow, t, msg))
+		}
+	}
+	return errs
 }
 
 // validateStruct validates v, turning a validator panic (a validate tag
