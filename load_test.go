@@ -410,3 +410,43 @@ func TestRetentionMaxAgeDropsEveryRunThatEndedLongAgo(t *testing.T) {
 		require.Equal(t, []string{"new", "long"}, ids)
 	})
 }
+
+// TestFailedRunsAreNotKeptPastMaxRuns fails a 2,001-task workflow 150
+// times on a store keeping one run: a failed run keeps what Resume needs
+// only while the store keeps the run, so the heap stays where the first
+// runs left it (it grew by ~0.66 MiB per failed run when failed runs were
+// held for Resume apart from the store).
+func TestFailedRunsAreNotKeptPastMaxRuns(t *testing.T) {
+	tasks := workflow.Tasks{intTask("root")}
+	deps := make([]string, 0, 1999)
+	for i := range 1999 {
+		name := fmt.Sprintf("t%d", i)
+		tasks = append(tasks, intTask(name, "root"))
+		deps = append(deps, name)
+	}
+	tasks = append(tasks, workflow.Task[workflow.Inputs, int]{Name: "sink", Dependencies: deps,
+		Handler: func(context.Context, workflow.Inputs) (int, error) { return 0, errBoom }})
+	w := newWorkflow[int, int](t, "failing-sink", tasks, workflow.WithStore(workflow.NewMemoryStore(workflow.MaxRuns(1))))
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	for range 10 {
+		_, err := w.Run(t.Context(), 1)
+		require.ErrorIs(t, err, errBoom)
+	}
+	base := heap()
+	for range 140 {
+		_, err := w.Run(t.Context(), 1)
+		require.ErrorIs(t, err, errBoom)
+	}
+	after := heap()
+	t.Logf("heap in use: %.1f MiB after 10 failed runs, %.1f MiB after 150", float64(base)/(1<<20), float64(after)/(1<<20))
+	require.Less(t, after, base+8<<20, "heap in use grew from %d to %d bytes", base, after)
+	runs, err := w.History(t.Context())
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+}
