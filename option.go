@@ -103,6 +103,8 @@ type runConfig struct {
 	retries     int
 	runID       string
 	replace     map[string]replacement
+	retry       map[string]RetryPolicy
+	taskTimeout map[string]time.Duration
 	trigger     string
 	scheduledAt time.Time
 	inputErr    error // set by the scheduler when the schedule's input failed
@@ -172,6 +174,41 @@ func ReplaceTask[I, O any](task string, h func(context.Context, I) (O, error)) R
 			c.replace = map[string]replacement{}
 		}
 		c.replace[task] = replacement{handler: adapt(h), in: reflect.TypeFor[I](), out: reflect.TypeFor[O]()}
+	}
+}
+
+// OverrideRetry gives the named task the retry policy p instead of its
+// own, for this run only: a test's way to shorten delays or add attempts
+// without changing the definition. Run returns an error wrapping
+// ErrNotFound for an unknown task, as ReplaceTask does, and ErrInvalidInput
+// for a policy New would refuse.
+func OverrideRetry(task string, p RetryPolicy) RunOption {
+	return func(c *runConfig) {
+		if err := p.validate(); err != nil {
+			c.bad("OverrideRetry(%q): %v", task, err)
+			return
+		}
+		if c.retry == nil {
+			c.retry = map[string]RetryPolicy{}
+		}
+		c.retry[task] = p
+	}
+}
+
+// OverrideTimeout gives each attempt of the named task the timeout d
+// instead of its own (0: no timeout), for this run only. Run returns an
+// error wrapping ErrNotFound for an unknown task, and ErrInvalidInput for
+// d < 0.
+func OverrideTimeout(task string, d time.Duration) RunOption {
+	return func(c *runConfig) {
+		if d < 0 {
+			c.bad("OverrideTimeout(%q, %v): the timeout must be ≥ 0", task, d)
+			return
+		}
+		if c.taskTimeout == nil {
+			c.taskTimeout = map[string]time.Duration{}
+		}
+		c.taskTimeout[task] = d
 	}
 }
 

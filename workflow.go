@@ -487,6 +487,7 @@ type run struct {
 	id         string
 	input      any
 	handlers   []handlerFunc // per task; nil means the plan's
+	policies   []taskPolicy  // per task; nil means the plan's
 	outputs    []any
 	base       context.Context // ends on the caller's cancel or the run timeout
 	baseCancel context.CancelCauseFunc
@@ -567,6 +568,26 @@ func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, err
 					e.name, ErrTypeMismatch, name, t.in, t.out, rep.in, rep.out)
 			}
 			r.handlers[i] = rep.handler
+		}
+	}
+	if len(rc.retry)+len(rc.taskTimeout) > 0 {
+		r.policies = make([]taskPolicy, len(e.plan.tasks))
+		for i := range e.plan.tasks {
+			r.policies[i] = taskPolicy{retry: e.plan.tasks[i].retry, timeout: e.plan.tasks[i].timeout}
+		}
+		for name, p := range rc.retry {
+			i, ok := e.plan.index[name]
+			if !ok {
+				return nil, fmt.Errorf("workflow %q: OverrideRetry: %w: no task %q", e.name, ErrNotFound, name)
+			}
+			r.policies[i].retry = p
+		}
+		for name, d := range rc.taskTimeout {
+			i, ok := e.plan.index[name]
+			if !ok {
+				return nil, fmt.Errorf("workflow %q: OverrideTimeout: %w: no task %q", e.name, ErrNotFound, name)
+			}
+			r.policies[i].timeout = d
 		}
 	}
 	n := len(e.plan.tasks)
@@ -964,6 +985,21 @@ func (r *run) goexited(i int32) {
 	r.exec(ctx, next, begun)
 }
 
+// taskPolicy is a task's retry policy and timeout, as a run overrides them.
+type taskPolicy struct {
+	retry   RetryPolicy
+	timeout time.Duration
+}
+
+// policy is task i's retry policy and timeout in this run.
+func (r *run) policy(i int32) (*RetryPolicy, time.Duration) {
+	if r.policies != nil {
+		return &r.policies[i].retry, r.policies[i].timeout
+	}
+	t := &r.e.plan.tasks[i]
+	return &t.retry, t.timeout
+}
+
 func (r *run) handler(i int32) handlerFunc {
 	if r.handlers != nil {
 		return r.handlers[i]
@@ -999,7 +1035,8 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			return nil, nil, StateFailed, werr, 0
 		}
 	}
-	first, limit := 1, t.retry.attempts()
+	retry, timeout := r.policy(i)
+	first, limit := 1, retry.attempts()
 	if r.prior != nil && r.prior[i] > 0 {
 		// Attempts interrupted by a stopped process count, and the task
 		// gets at least one more.
@@ -1011,16 +1048,16 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			return nil, nil, StateRunning, nil, n - 1
 		}
 		hctx := *tc
-		if t.timeout > 0 || hctx == nil {
+		if timeout > 0 || hctx == nil {
 			// A handler with a timeout may be left running past its
 			// attempt: its context is its own.
 			hctx = &taskCtx{r: r}
-			if t.timeout == 0 {
+			if timeout == 0 {
 				*tc = hctx
 			}
 		}
 		hctx.Context, hctx.task, hctx.attempt = ctx, i, n
-		out, err = attempt(hctx, h, in, t.timeout)
+		out, err = attempt(hctx, h, in, timeout)
 		if err == nil && t.validateOut {
 			if werr := r.check(out, t.name, "task output"); werr != nil {
 				return nil, nil, StateFailed, werr, n
@@ -1046,8 +1083,8 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		if n >= limit {
 			return nil, nil, state, err, n
 		}
-		var retry bool
-		if retry, err = t.retry.retryable(err); !retry {
+		var again bool
+		if again, err = retry.retryable(err); !again {
 			return nil, nil, state, err, n
 		}
 		r.mu.Lock()
@@ -1055,7 +1092,7 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			r.emitTask(i, Event{Type: EventTaskRetrying, Attempt: n, Error: err.Error()})
 		}
 		r.mu.Unlock()
-		if !sleep(ctx, t.retry.wait(n-first+1)) {
+		if !sleep(ctx, retry.wait(n-first+1)) {
 			return nil, nil, StateCancelled, err, n
 		}
 	}
