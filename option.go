@@ -57,7 +57,9 @@ func WithStore(s Store) Option {
 
 // WithLogger logs run and task starts, retries, failures and ends to l.
 // Task starts and successes are logged at Debug, retries at Warn, failures
-// at Error, run ends at Info (or Error when the run did not succeed).
+// at Error, run ends at Info (or Error when the run did not succeed). The
+// logger is called as hooks are (see WithHook): outside the run's lock,
+// and a handler that panics or calls runtime.Goexit loses that line only.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
@@ -68,11 +70,14 @@ func WithOutput(task string) Option {
 	return func(c *config) { c.output = task }
 }
 
-// WithHook calls h with every Event of every run, as it happens, in order
-// for each run. Hooks run on the engine's goroutines while the run's state
-// is locked, so they must be quick and must not wait for the run (Wait,
-// Cancel or Run of the same run from a hook deadlocks). A hook that panics
-// is recovered and logged.
+// WithHook calls h with every Event of every run, in order for each run,
+// and with the scheduler's schedule_skipped events. Hooks run on a
+// goroutine of the run's own, never under its lock, so a hook may block or
+// call Cancel or Wait on its own run (a hook waiting for its run gets the
+// run's result once the run has ended). Run and Wait return once every
+// hook has been given the run's last event. A hook that panics or calls
+// runtime.Goexit misses that event, and it is logged (on the workflow's
+// logger, or slog.Default()); the run goes on unharmed.
 func WithHook(h func(Event)) Option {
 	return func(c *config) {
 		if h == nil {

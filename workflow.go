@@ -268,8 +268,11 @@ func (w *Workflow[In, Out]) Recover(ctx context.Context) ([]*Execution[Out], err
 }
 
 // Cancel stops a run under way and waits until it has ended in state
-// "cancelled" or ctx ends. It wraps ErrNotFound for an unknown run and
-// ErrRunEnded for a run that has already ended.
+// "cancelled" (its hooks may not have seen the end yet) or ctx ends. It
+// wraps ErrNotFound for an unknown run, ErrRunEnded for a run that has
+// already ended or that ended otherwise while being cancelled (the error
+// names its state), and ErrRunElsewhere for a run under way in another
+// Workflow value or process.
 func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 	e, err := w.engine()
 	if err != nil {

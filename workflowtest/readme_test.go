@@ -41,7 +41,9 @@ var pipeline = workflow.MustNew[Request, Summary]("orders", workflow.Tasks{
 			return s, nil
 		}},
 	workflow.Task[Summary, struct{}]{Name: "save", Dependencies: []string{"summarize"},
-		Handler: func(context.Context, Summary) (struct{}, error) { return struct{}{}, errors.New("no database in tests") }},
+		Handler: func(context.Context, Summary) (struct{}, error) {
+			return struct{}{}, errors.New("no database in tests")
+		}},
 }, workflow.WithOutput("summarize"))
 
 // TestReadmePipeline is the README's testing example, as it is printed
