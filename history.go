@@ -311,7 +311,7 @@ func (s *MemoryStore) Create(ctx context.Context, run RunStatus) (Recorder, erro
 	defer s.mu.Unlock()
 	f := s.flow(run.Workflow)
 	if _, dup := f.byID[run.RunID]; dup {
-		return nil, fmt.Errorf("workflow %q already has a run %q", run.Workflow, run.RunID)
+		return nil, fmt.Errorf("workflow %q: create run %q: %w", run.Workflow, run.RunID, ErrDuplicateRun)
 	}
 	s.insert(f, rec)
 	s.prune(f)
@@ -516,12 +516,19 @@ func (s *MemoryStore) find(workflow, runID string) (*record, error) {
 // Append implements Recorder. Each entry's Index saves finding its task by
 // name; an Index that does not name the task (a record restored from
 // another version of the workflow) falls back to the name. An entry for an
-// unknown task is refused, and the entries after it are not recorded.
+// unknown task refuses the whole batch: none of it is recorded.
 func (r *record) Append(ctx context.Context, batch []Entry) error {
 	var err error
 	ended := false
 	r.mu.Lock()
-	for k := range batch {
+	if len(batch) > 1 { // all or none: check every entry before recording one
+		for k := range batch {
+			if _, err = r.taskOf(&batch[k]); err != nil {
+				break
+			}
+		}
+	}
+	for k := 0; err == nil && k < len(batch); k++ {
 		var end bool
 		if end, err = r.appendLocked(&batch[k]); err != nil {
 			break
@@ -538,16 +545,10 @@ func (r *record) Append(ctx context.Context, batch []Entry) error {
 // appendLocked records e and reports whether it ended the run. The caller
 // holds r.mu.
 func (r *record) appendLocked(e *Entry) (ended bool, err error) {
-	task := -1
 	ev := &e.Event
-	if ev.Task != "" {
-		if pos := e.Index; pos >= 0 && pos < len(r.rs.Tasks) && r.rs.Tasks[pos].Name == ev.Task {
-			task = pos
-		} else {
-			if task, err = r.position(ev.Task); err != nil {
-				return false, err
-			}
-		}
+	task, err := r.taskOf(e)
+	if err != nil {
+		return false, err
 	}
 	r.rs.apply(ev, task, e.Payload.Data)
 	if task >= 0 {
@@ -575,6 +576,19 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// taskOf is the position of e's task in the run's Tasks, by e.Index when it
+// names the task, else by name; -1 for an event of the run. The caller
+// holds r.mu.
+func (r *record) taskOf(e *Entry) (int, error) {
+	if e.Task == "" {
+		return -1, nil
+	}
+	if pos := e.Index; pos >= 0 && pos < len(r.rs.Tasks) && r.rs.Tasks[pos].Name == e.Task {
+		return pos, nil
+	}
+	return r.position(e.Task)
 }
 
 // position finds the named task in the run's Tasks. The caller holds r.mu.

@@ -1,0 +1,132 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/b3b01171/workflow"
+)
+
+// The rules of ownership: Reopen and Orphans. A store's leases expire with
+// time; the suite does not wait for that, and checks only what holds
+// whatever the lease: a run is its creator's until a batch ends or
+// interrupts it, and then anyone's who reopens it first.
+
+func createdRunIsOwned(f *fixture) {
+	r := f.create("r1", "fetch", "charge")
+	r.refused()
+	f.orphans(flow)
+	r.append(r.started(order{ID: 1}))
+	r.refused()
+	r.append(r.task("fetch", workflow.EventTaskStarted, 1, ""), r.succeeded("fetch", 1, "fetched"))
+	r.refused()
+	f.orphans(flow)
+	// Refused, the Reopens leave the run to its Recorder.
+	r.append(r.task("charge", workflow.EventTaskStarted, 1, ""), r.succeeded("charge", 1, "paid"),
+		r.event(workflow.EventRunSucceeded, ""))
+	r.check()
+}
+
+func endedRunCanBeReopened(f *fixture) {
+	for _, s := range []workflow.State{workflow.StateSucceeded, workflow.StateFailed, workflow.StateTimedOut, workflow.StateCancelled} {
+		r := f.runIn(flow, "run-"+string(s), s)
+		f.orphans(flow) // ended, it is no one's to recover
+		r.reopen()
+		r.refused() // the store owns it again
+		f.orphans(flow)
+		if s != workflow.StateSucceeded { // which the engine does not resume
+			r.append(r.event(workflow.EventRunResumed, ""), r.task("fetch", workflow.EventTaskStarted, 1, ""))
+			r.refused()
+			r.append(r.succeeded("fetch", 1, "fetched"), r.event(workflow.EventRunSucceeded, ""))
+			r.check()
+			// Ended again, it is released again.
+			r.reopen()
+			r.refused()
+		}
+	}
+}
+
+func interruptedRunIsAnOrphan(f *fixture) {
+	r := f.create("r1", "fetch", "charge")
+	running := f.runIn(flow, "r2", workflow.StateRunning)
+	f.runIn(flow, "r3", workflow.StateFailed)
+	r.append(r.started(order{ID: 1}), r.task("fetch", workflow.EventTaskStarted, 1, ""))
+	f.orphans(flow)
+	r.append(r.interrupted())
+	f.orphans(flow, r)
+	f.orphans("refunds")
+	running.refused()
+	r.reopen()
+	f.orphans(flow)
+	r.refused()
+	r.append(r.event(workflow.EventRunResumed, ""), r.task("fetch", workflow.EventTaskStarted, 1, ""))
+	r.check()
+	// Interrupted again, in a batch with other entries.
+	r.append(r.succeeded("fetch", 1, "fetched"), r.task("charge", workflow.EventTaskStarted, 1, ""), r.interrupted())
+	f.orphans(flow, r)
+	r.reopen()
+	r.append(r.event(workflow.EventRunResumed, ""))
+	r.check()
+	r.checkPayloads()
+}
+
+func oneOfConcurrentReopensWins(f *fixture) {
+	const rounds, contenders = 3, 16
+	for round := range rounds {
+		r := f.runIn(flow, fmt.Sprintf("r%d", round), workflow.StateInterrupted)
+		recs := make([]workflow.Recorder, contenders)
+		errs := make([]error, contenders)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range contenders {
+			wg.Go(func() {
+				<-start
+				recs[i], errs[i] = f.s.Reopen(f.ctx, flow, r.want.RunID)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				f.t.Fatalf("%d concurrent Reopens of an orphan: two of them won", contenders)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, workflow.ErrNotResumable):
+				f.t.Fatalf("%d concurrent Reopens of an orphan: a loser got %v, want an error wrapping ErrNotResumable", contenders, err)
+			}
+		}
+		if winner < 0 {
+			f.t.Fatalf("%d concurrent Reopens of an orphan: none won", contenders)
+		}
+		r.rec = recs[winner]
+		f.orphans(flow)
+		r.append(r.event(workflow.EventRunResumed, ""), r.task("fetch", workflow.EventTaskStarted, 1, ""))
+		r.check()
+		r.append(r.succeeded("fetch", 1, "fetched"), r.event(workflow.EventRunSucceeded, ""))
+	}
+}
+
+func orphansAreOldestFirst(f *fixture) {
+	runs := make([]*run, 6)
+	for i := range runs {
+		runs[i] = f.create(fmt.Sprintf("r%d", i+1), "fetch")
+		f.createRun(newRun("refunds", fmt.Sprintf("x%d", i+1), "pay"))
+	}
+	// Started newest first, and interrupted in no order: creation counts.
+	for _, r := range newestFirst(runs...) {
+		r.append(r.started(order{ID: 1}), r.task("fetch", workflow.EventTaskStarted, 1, ""))
+	}
+	r1, r2, r3, r5, r6 := runs[0], runs[1], runs[2], runs[4], runs[5]
+	for _, r := range []*run{r3, r5, r1, r2} {
+		r.append(r.interrupted())
+	}
+	r6.append(r6.task("fetch", workflow.EventTaskFailed, 1, "lost"), r6.event(workflow.EventRunFailed, `task "fetch": lost`))
+	orphan := f.runIn("refunds", "x7", workflow.StateInterrupted)
+	f.orphans(flow, r1, r2, r3, r5) // r4 runs, r6 ended
+	r2.reopen()
+	f.orphans(flow, r1, r3, r5)
+	f.orphans("refunds", orphan)
+}
