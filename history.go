@@ -339,36 +339,6 @@ func (s *MemoryStore) insert(f *flowRuns, rec *record) {
 	rec.store, rec.flow = s, f
 }
 
-// insertByStart is insert for a restored run, which may be older than runs
-// already held: it goes after the last run that started no later than it,
-// so that the order stays oldest first for History, Get("") and retention.
-// The caller holds s.mu.
-func (s *MemoryStore) insertByStart(f *flowRuns, rec *record) {
-	if old := f.byID[rec.rs.RunID]; old != nil {
-		f.order.Remove(old.elem)
-	}
-	f.byID[rec.rs.RunID] = rec
-	at := rec.rs.StartedAt
-	e := f.order.Back()
-	for ; e != nil && !at.IsZero(); e = e.Prev() {
-		other := e.Value.(*record)
-		other.mu.Lock()
-		started := other.rs.StartedAt
-		other.mu.Unlock()
-		if !started.IsZero() && !started.After(at) {
-			break
-		}
-	}
-	if e == nil && !at.IsZero() {
-		rec.elem = f.order.PushFront(rec)
-	} else if e == nil {
-		rec.elem = f.order.PushBack(rec)
-	} else {
-		rec.elem = f.order.InsertAfter(rec, e)
-	}
-	rec.store, rec.flow = s, f
-}
-
 // prune drops the ended runs older than the newest MaxRuns, and those that
 // ended more than MaxAge ago. Runs under way are kept, and dropped in their
 // turn when they end, so that what remains is always the newest runs: a
@@ -745,9 +715,8 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 			return fmt.Errorf("workflow: restore: %w: run %d: %w", ErrInvalidInput, i, err)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	touched := map[*flowRuns]bool{}
+	byFlow := map[string][]*record{}
+	var names []string // in the snapshot's order
 	now := time.Now()
 	for _, run := range snap.Runs {
 		if !run.State.Ended() && run.State != StateInterrupted {
@@ -757,17 +726,90 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 		}
 		rec := &record{rs: run, restored: true}
 		rec.ended.Store(run.State.Ended())
-		f := s.flow(run.Workflow)
-		if live := f.byID[run.RunID]; live != nil && live.isOwned() {
-			continue
+		if byFlow[run.Workflow] == nil {
+			names = append(names, run.Workflow)
 		}
-		s.insertByStart(f, rec)
-		touched[f] = true
+		byFlow[run.Workflow] = append(byFlow[run.Workflow], rec)
 	}
-	for f := range touched {
-		s.prune(f)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range names {
+		s.merge(s.flow(name), byFlow[name])
+		s.prune(s.flow(name))
 	}
 	return nil
+}
+
+// merge puts the restored runs into f, in one pass: the runs f holds that
+// the snapshot does not are merged with the snapshot's by start time, each
+// side keeping its own order, so that restoring a snapshot into an empty
+// store, or into one holding the same runs, gives back the snapshot's
+// order exactly. A run under way in this store keeps its record, at the
+// place of the snapshot's. The caller holds s.mu.
+func (s *MemoryStore) merge(f *flowRuns, restored []*record) {
+	inSnap := make(map[string]bool, len(restored))
+	for _, rec := range restored {
+		inSnap[rec.rs.RunID] = true
+	}
+	var kept []*record
+	for e := f.order.Front(); e != nil; e = e.Next() {
+		if rec := e.Value.(*record); !inSnap[rec.rs.RunID] {
+			kept = append(kept, rec)
+		}
+	}
+	startOf := func(rec *record) time.Time {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.rs.StartedAt
+	}
+	order := list.New()
+	byID := make(map[string]*record, len(kept)+len(restored))
+	add := func(rec *record) {
+		byID[rec.rs.RunID] = rec
+		rec.elem = order.PushBack(rec)
+		rec.store, rec.flow = s, f
+	}
+	i, j := 0, 0
+	for i < len(kept) || j < len(restored) {
+		takeKept := j == len(restored)
+		if i < len(kept) && j < len(restored) {
+			a, b := startOf(kept[i]), restored[j].rs.StartedAt
+			takeKept = !a.IsZero() && (b.IsZero() || !a.After(b))
+		}
+		if takeKept {
+			add(kept[i])
+			i++
+			continue
+		}
+		rec := restored[j]
+		j++
+		if old := f.byID[rec.rs.RunID]; old != nil {
+			if old.isOwned() {
+				rec = old // a run under way: its record is newer than any snapshot
+			} else {
+				rec.keepPayloads(old)
+			}
+		}
+		add(rec)
+	}
+	f.order, f.byID = order, byID
+}
+
+// keepPayloads gives rec, restored, the payloads of old, the record it
+// replaces, when both are of the same tasks: a snapshot holds no values, and
+// restoring a run over itself must not make it impossible to resume.
+func (rec *record) keepPayloads(old *record) {
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if !old.hasInput || len(old.rs.Tasks) != len(rec.rs.Tasks) {
+		return
+	}
+	for k := range old.rs.Tasks {
+		if old.rs.Tasks[k].Name != rec.rs.Tasks[k].Name {
+			return
+		}
+	}
+	rec.hasInput, rec.input, rec.outputs = true, old.input, old.outputs
 }
 
 // checkRun rejects a run from a snapshot that the store could not use.
