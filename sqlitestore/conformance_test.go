@@ -1,9 +1,3 @@
-//go:build storetest
-
-// The conformance suite, package storetest, is being written; drop the
-// build constraint above once it is in the module (until then, run with
-// -tags storetest).
-
 package sqlitestore_test
 
 import (

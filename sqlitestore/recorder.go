@@ -3,11 +3,13 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/b3b01171/workflow"
 )
@@ -34,6 +36,7 @@ type recorder struct {
 	todo   []int32        // the dirty tasks
 	before []taskKey      // scratch: the tasks before a run event
 	pos    []int          // scratch: the positions of a batch's tasks
+	rows   []any          // scratch: the columns of the events to insert (see addEvent)
 	stale  bool           // a failed write left rs ahead of the file: load it again
 	held   bool           // this recorder holds the run's lease
 	wake   chan struct{}  // its batch is written, or it is the writer (see commit)
@@ -102,7 +105,7 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 	var one int
 	switch err := ws.exists.QueryRowContext(ctx, run.Workflow, run.RunID).Scan(&one); {
 	case err == nil:
-		return errExists
+		return workflow.ErrDuplicateRun
 	case !errors.Is(err, sql.ErrNoRows):
 		return err
 	}
@@ -119,12 +122,20 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 	if r.seq, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	for i, t := range run.Tasks {
-		if _, err := ws.insTask.ExecContext(ctx, r.seq, i, t.Name, string(t.State), t.Attempts,
-			nanos(t.StartedAt), nanos(t.EndedAt), t.Error, []byte(t.Output)); err != nil {
+	if names, ok := pendingNames(run.Tasks); ok {
+		// As the engine creates a run: one statement for all its tasks.
+		if _, err := ws.insPending.ExecContext(ctx, r.seq, names); err != nil {
 			return err
 		}
+	} else {
+		for i, t := range run.Tasks {
+			if _, err := ws.insTask.ExecContext(ctx, r.seq, i, t.Name, string(t.State), t.Attempts,
+				nanos(t.StartedAt), nanos(t.EndedAt), t.Error, []byte(t.Output)); err != nil {
+				return err
+			}
+		}
 	}
+	r.resetEvents()
 	for n, ev := range run.Events {
 		p := -1
 		if ev.Task != "" {
@@ -132,14 +143,41 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 				return fmt.Errorf("%w: event %d is of task %q, which the run does not have", workflow.ErrInvalidInput, n, ev.Task)
 			}
 		}
-		if err := r.insertEvent(ctx, int64(n), &ev, p, nil); err != nil {
+		if err := r.addEvent(ctx, int64(n), &ev, p, nil); err != nil {
 			return err
 		}
+	}
+	if err := r.flushEvents(ctx); err != nil {
+		return err
 	}
 	return s.retain(ctx, run.Workflow, now)
 }
 
-func (r *recorder) insertEvent(ctx context.Context, n int64, ev *workflow.Event, pos int, payload []byte) error {
+// pendingNames returns the names of tasks as a JSON array, for insPending,
+// when every task is pending with nothing else recorded.
+func pendingNames(tasks []workflow.TaskStatus) (string, bool) {
+	if len(tasks) < 2 {
+		return "", false
+	}
+	names := make([]string, len(tasks))
+	for i, t := range tasks {
+		if t.State != workflow.StatePending || t.Attempts != 0 || !t.StartedAt.IsZero() || !t.EndedAt.IsZero() ||
+			t.Error != "" || t.Output != nil || !utf8.ValidString(t.Name) {
+			return "", false
+		}
+		names[i] = t.Name
+	}
+	b, err := json.Marshal(names)
+	return string(b), err == nil
+}
+
+// eventCols is the number of columns of an event's row.
+const eventCols = 9
+
+// addEvent adds event n to the rows written by the next flushEvents; it
+// writes them once there are maxEventRows: a statement costs more than a
+// row.
+func (r *recorder) addEvent(ctx context.Context, n int64, ev *workflow.Event, pos int, payload []byte) error {
 	var task, runID any
 	if pos >= 0 {
 		task = pos
@@ -147,8 +185,30 @@ func (r *recorder) insertEvent(ctx context.Context, n int64, ev *workflow.Event,
 	if ev.RunID != r.key.runID {
 		runID = ev.RunID
 	}
-	_, err := r.s.ws.insEvent.ExecContext(ctx, r.seq, n, nanos(ev.Time), task, ev.Type, ev.Attempt, ev.Error, runID, payload)
+	r.rows = append(r.rows, r.seq, n, nanos(ev.Time), task, ev.Type, ev.Attempt, ev.Error, runID, payload)
+	if len(r.rows) == maxEventRows*eventCols {
+		return r.flushEvents(ctx)
+	}
+	return nil
+}
+
+// flushEvents writes the events added since the last one, in one
+// statement.
+func (r *recorder) flushEvents(ctx context.Context) error {
+	k := len(r.rows) / eventCols
+	if k == 0 {
+		return nil
+	}
+	_, err := r.s.ws.insEvents[k].ExecContext(ctx, r.rows...)
+	r.resetEvents()
 	return err
+}
+
+// resetEvents drops the events added and not written (of a failed write),
+// and their payloads.
+func (r *recorder) resetEvents() {
+	clear(r.rows)
+	r.rows = r.rows[:0]
 }
 
 // find returns the position of the named task, the first of that name,
@@ -248,6 +308,7 @@ func (r *recorder) check(ctx context.Context, now time.Time) (leaseChange, error
 func (r *recorder) write(ctx context.Context, batch []workflow.Entry, pos []int, now time.Time, c leaseChange) (leaseChange, error) {
 	s, ws := r.s, &r.s.ws
 	runEvent := false
+	r.resetEvents()
 	for k := range batch {
 		e := &batch[k]
 		input, err := r.step(*e, pos[k])
@@ -260,7 +321,7 @@ func (r *recorder) write(ctx context.Context, batch []workflow.Entry, pos []int,
 		} else {
 			runEvent = true
 		}
-		if err := r.insertEvent(ctx, r.n-1, &e.Event, pos[k], payload); err != nil {
+		if err := r.addEvent(ctx, r.n-1, &e.Event, pos[k], payload); err != nil {
 			return c, err
 		}
 		if input != nil {
@@ -268,6 +329,9 @@ func (r *recorder) write(ctx context.Context, batch []workflow.Entry, pos []int,
 				return c, err
 			}
 		}
+	}
+	if err := r.flushEvents(ctx); err != nil {
+		return c, err
 	}
 	state := r.rs.State
 	stop := state.Ended() || state == workflow.StateInterrupted

@@ -3,6 +3,8 @@ package sqlitestore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -182,4 +184,28 @@ func TestAFailedWriteLeavesNothingOfTheBatch(t *testing.T) {
 	p, err := s.Payloads(context.Background(), "wf", "r1")
 	require.NoError(t, err)
 	require.Equal(t, map[string]workflow.Payload{"a": {Data: []byte(`"A"`)}, "b": {Data: []byte(`"B"`)}}, p.Outputs)
+}
+
+func TestABatchOfMoreEventsThanOneInsertTakesIsRecordedWhole(t *testing.T) {
+	t.Parallel()
+	s := open(t, tempPath(t))
+	c := newClock()
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("tâche \"%d\"", i)) // written through JSON on Create
+	}
+	tw := newTwin(t, s, newRun("wf", "r1", names...))
+	tw.check()
+	batch := []workflow.Entry{c.runEntry("r1", workflow.EventRunStarted, "", []byte(`7`))}
+	for i, name := range names {
+		batch = append(batch,
+			c.taskEntry("r1", i, name, workflow.EventTaskStarted, 1, "", nil),
+			c.taskEntry("r1", i, name, workflow.EventTaskSucceeded, 1, "", []byte(strconv.Itoa(i))))
+	}
+	tw.append(batch...) // 41 events: three INSERTs
+	tw.append(c.runEntry("r1", workflow.EventRunSucceeded, "", nil))
+	pl, err := s.Payloads(context.Background(), "wf", "r1")
+	require.NoError(t, err)
+	require.Len(t, pl.Outputs, len(names))
+	require.Equal(t, []byte(`19`), pl.Outputs[names[19]].Data)
 }

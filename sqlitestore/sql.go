@@ -51,39 +51,55 @@ type writeStmts struct {
 	begin, commit, rollback        *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
 
-	insRun   *sql.Stmt
-	insTask  *sql.Stmt
-	insEvent *sql.Stmt
-	exists   *sql.Stmt // workflow, run ID
-	updRun   *sql.Stmt // state, started, ended, error, seq
-	setInput *sql.Stmt // input, seq
-	setLease *sql.Stmt // owner, until, ttl, seq
-	setFold  *sql.Stmt // folded, seq
-	updTask  *sql.Stmt // state, attempts, started, ended, error, output event (-1 none, -2 kept), seq, pos
-	fence    *sql.Stmt // seq
-	claim    *sql.Stmt // owner, until, ttl, workflow, run ID, now
-	leaseOf  *sql.Stmt // workflow, run ID
-	renew    *sql.Stmt // until, owner
-	maxSeq   *sql.Stmt // seq
-	keepFrom *sql.Stmt // workflow, offset
-	tooMany  *sql.Stmt // workflow, bound seq, now
-	tooOld   *sql.Stmt // workflow, cutoff, now
-	delEvent *sql.Stmt // seq
-	delTask  *sql.Stmt // seq
-	delRun   *sql.Stmt // seq
+	insRun     *sql.Stmt
+	insTask    *sql.Stmt
+	insPending *sql.Stmt                   // seq, JSON array of the names of tasks all pending
+	insEvents  [maxEventRows + 1]*sql.Stmt // insEvents[k] inserts k events (k ≥ 1)
+	exists     *sql.Stmt                   // workflow, run ID
+	updRun     *sql.Stmt                   // state, started, ended, error, seq
+	setInput   *sql.Stmt                   // input, seq
+	setLease   *sql.Stmt                   // owner, until, ttl, seq
+	setFold    *sql.Stmt                   // folded, seq
+	updTask    *sql.Stmt                   // state, attempts, started, ended, error, output event (-1 none, -2 kept), seq, pos
+	fence      *sql.Stmt                   // seq
+	claim      *sql.Stmt                   // owner, until, ttl, workflow, run ID, now
+	leaseOf    *sql.Stmt                   // workflow, run ID
+	renew      *sql.Stmt                   // until, owner
+	maxSeq     *sql.Stmt                   // seq
+	keepFrom   *sql.Stmt                   // workflow, offset
+	tooMany    *sql.Stmt                   // workflow, bound seq, now
+	tooOld     *sql.Stmt                   // workflow, cutoff, now
+	delEvent   *sql.Stmt                   // seq
+	delTask    *sql.Stmt                   // seq
+	delRun     *sql.Stmt                   // seq
 
 	load readStmts
 }
 
+// maxEventRows is the most events one INSERT writes: a batch of more
+// is written in several.
+const maxEventRows = 16
+
+// insertEvents is the INSERT of k events.
+func insertEvents(k int) string {
+	rows := strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?)", k)[2:]
+	return `INSERT INTO events (run_seq, n, time, task, type, attempt, error, run_id, payload) VALUES ` + rows
+}
+
 func (w *writeStmts) defs() []stmtDef {
-	return []stmtDef{
+	defs := make([]stmtDef, 0, 32+maxEventRows)
+	for k := 1; k <= maxEventRows; k++ {
+		defs = append(defs, stmtDef{&w.insEvents[k], insertEvents(k)})
+	}
+	return append(defs, []stmtDef{
 		{&w.begin, `BEGIN IMMEDIATE`},
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
 		{&w.insRun, `INSERT INTO runs (workflow, run_id, state, trigger, scheduled_at, started_at, ended_at, error,
 		input, folded, owner, lease_until, lease_ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insTask, `INSERT INTO tasks (run_seq, pos, name, state, attempts, started_at, ended_at, error, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.insEvent, `INSERT INTO events (run_seq, n, time, task, type, attempt, error, run_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insPending, `INSERT INTO tasks (run_seq, pos, name, state, attempts, error)
+		SELECT ?1, key, value, 'pending', 0, '' FROM json_each(?2)`},
 		{&w.exists, `SELECT 1 FROM runs WHERE workflow = ? AND run_id = ?`},
 		{&w.updRun, `UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ? WHERE seq = ?`},
 		{&w.setInput, `UPDATE runs SET input = ? WHERE seq = ?`},
@@ -106,7 +122,7 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.delEvent, `DELETE FROM events WHERE run_seq = ?`},
 		{&w.delTask, `DELETE FROM tasks WHERE run_seq = ?`},
 		{&w.delRun, `DELETE FROM runs WHERE seq = ?`},
-	}
+	}...)
 }
 
 type preparer interface {

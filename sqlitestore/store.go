@@ -322,7 +322,7 @@ func (s *Store) Create(ctx context.Context, run workflow.RunStatus) (workflow.Re
 		s.omu.Lock()
 		if s.open[key] != nil {
 			s.omu.Unlock()
-			return nil, fmt.Errorf("sqlitestore: create run %q of workflow %q: it already exists", run.RunID, run.Workflow)
+			return nil, fmt.Errorf("sqlitestore: create run %q of workflow %q: %w", run.RunID, run.Workflow, workflow.ErrDuplicateRun)
 		}
 		s.open[key] = r
 		s.omu.Unlock()
@@ -345,9 +345,6 @@ func (s *Store) Create(ctx context.Context, run workflow.RunStatus) (workflow.Re
 	}
 	return r, nil
 }
-
-// errExists is the error of Create for a run ID already recorded.
-var errExists = errors.New("it already exists")
 
 // Workflows implements workflow.Store.
 func (s *Store) Workflows(ctx context.Context) ([]string, error) {

@@ -19,7 +19,7 @@ func TestCreateRefusesADuplicateOrAnUnnamedRun(t *testing.T) {
 	_, err := s.Create(ctx, newRun("wf", "r1", "a"))
 	require.NoError(t, err)
 	_, err = s.Create(ctx, newRun("wf", "r1", "a"))
-	require.ErrorContains(t, err, "already exists")
+	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	_, err = s.Create(ctx, newRun("other", "r1", "a"))
 	require.NoError(t, err, "run IDs are per workflow")
 
@@ -119,7 +119,7 @@ func TestHandlesOpenAtOnceShareTheFile(t *testing.T) {
 	_, err = b.Create(ctx, newRun("wf", "r2", "a"))
 	require.NoError(t, err)
 	_, err = b.Create(ctx, newRun("wf", "r1", "a"))
-	require.ErrorContains(t, err, "already exists")
+	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	got, err := a.List(ctx, "wf", workflow.HistoryQuery{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"r2", "r1"}, ids(got))
