@@ -10,6 +10,7 @@ package workflow_test
 // machine hits both alike (x-ref-ns, x-ref-B, x-ref-allocs).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -539,4 +540,37 @@ func TestReferenceExecutor(t *testing.T) {
 	})
 	require.ErrorIs(t, err, boom)
 	require.EqualValues(t, 11, ran.Load())
+}
+
+// BenchmarkRestore restores a snapshot of n ended runs into a store that
+// holds the same runs, the case that was quadratic: ns/run should not grow
+// with n.
+func BenchmarkRestore(b *testing.B) {
+	for _, n := range []int{2_000, 16_000} {
+		b.Run(fmt.Sprintf("runs=%d", n), func(b *testing.B) {
+			store := workflow.NewMemoryStore(workflow.MaxRuns(0))
+			w, err := workflow.New[int, int]("restore", workflow.Tasks{
+				workflow.Task[int, int]{Name: "a", Handler: func(_ context.Context, in int) (int, error) { return in, nil }},
+			}, workflow.WithStore(store))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				if _, err := w.Run(context.Background(), i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var snap bytes.Buffer
+			if err := store.Snapshot(&snap); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := store.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/run")
+		})
+	}
 }
