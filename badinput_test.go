@@ -153,10 +153,10 @@ func TestBadInputUnknownRunIDIsNotFound(t *testing.T) {
 	snap := biSnapshot(t, store)
 
 	_, err = w.Inspect(ctx, "nope")
-	biRequireError(t, err, workflow.ErrNotFound, `"unknown-id"`, `"nope"`)
+	biRequireError(t, err, workflow.ErrNotFound, `"unknown-id"`, "run nope", "no such run")
 	_, err = w.Resume(ctx, "nope")
-	biRequireError(t, err, workflow.ErrNotFound, `"unknown-id"`, `"nope"`, "resume")
-	biRequireError(t, w.Cancel(ctx, "nope"), workflow.ErrNotFound, `"unknown-id"`, `"nope"`, "cancel")
+	biRequireError(t, err, workflow.ErrNotFound, `"unknown-id"`, "run nope", "Resume", "no such run")
+	biRequireError(t, w.Cancel(ctx, "nope"), workflow.ErrNotFound, `"unknown-id"`, "run nope", "Cancel", "no such run")
 	_, err = w.Resume(ctx, "")
 	biRequireError(t, err, workflow.ErrNotFound, "empty run ID")
 	biRequireError(t, w.Cancel(ctx, ""), workflow.ErrNotFound, "empty run ID")
@@ -185,15 +185,15 @@ func TestBadInputResumeOfASucceededOrRunningRunIsRefused(t *testing.T) {
 		_, err = w.Run(ctx, 1, workflow.WithRunID("ok"))
 		require.NoError(t, err)
 		_, err = w.Resume(ctx, "ok")
-		biRequireError(t, err, workflow.ErrNotResumable, `"ok"`, "succeeded")
+		biRequireError(t, err, workflow.ErrNotResumable, "run ok", "succeeded")
 		cerr := w.Cancel(ctx, "ok")
-		biRequireError(t, cerr, workflow.ErrRunEnded, `"ok"`, "succeeded")
+		biRequireError(t, cerr, workflow.ErrRunEnded, "run ok", "succeeded")
 
 		x, err := w.Start(ctx, 0, workflow.WithRunID("busy"))
 		require.NoError(t, err)
 		synctest.Wait()
 		_, err = w.Resume(ctx, "busy")
-		biRequireError(t, err, workflow.ErrNotResumable, `"busy"`, "still running")
+		biRequireError(t, err, workflow.ErrNotResumable, "run busy", "still running")
 		close(release)
 		_, err = x.Wait(ctx)
 		require.NoError(t, err, "the refused Resume did not disturb the run")
@@ -308,8 +308,9 @@ func TestBadInputGetOfAWrongNameOrType(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5, out)
 	require.Len(t, errs, 3)
-	biRequireError(t, errs[0], workflow.ErrNotFound, `"nope"`, `"join"`)
-	biRequireError(t, errs[1], workflow.ErrNotFound, `"c"`, `"join"`)
+	// The task's name is left to the run's error, which names it already.
+	biRequireError(t, errs[0], workflow.ErrNotFound, `"nope"`, "not a dependency")
+	biRequireError(t, errs[1], workflow.ErrNotFound, `"c"`, "not a dependency")
 	biRequireError(t, errs[2], workflow.ErrTypeMismatch, `"b"`, "int", "string")
 
 	_, err = workflow.Get[int](workflow.Inputs{}, "a")
@@ -347,7 +348,7 @@ func TestBadInputThatFailsValidationRunsNoTask(t *testing.T) {
 
 	// Resume cannot make the input valid: it must not hand it to a task.
 	_, err = w.Resume(ctx, "bad")
-	biRequireError(t, err, workflow.ErrNotResumable, `"bad"`, "refused", "UserID")
+	biRequireError(t, err, workflow.ErrNotResumable, "run bad", "never started", "UserID")
 	require.ErrorIs(t, err, workflow.ErrInvalidInput)
 	require.Zero(t, calls.Load(), "no task ran on invalid input")
 	again, err := w.Inspect(ctx, "bad")
@@ -446,7 +447,8 @@ func TestBadInputBadRunOptionsAreErrors(t *testing.T) {
 	t.Run("run ID already used", func(t *testing.T) {
 		_, err := w.Run(ctx, 1, workflow.WithRunID("first"))
 		require.Error(t, err)
-		require.Contains(t, err.Error(), `"first"`)
+		require.ErrorIs(t, err, workflow.ErrDuplicateRun)
+		require.Contains(t, err.Error(), "run first")
 	})
 	t.Run("negative history limit", func(t *testing.T) {
 		_, err := w.History(ctx, workflow.HistoryLimit(-1))

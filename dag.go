@@ -52,7 +52,7 @@ func (p *plan) dependsOn(i, d int32) bool {
 func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, problems) {
 	var errs problems
 	bad := func(sentinel error, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...))
+		errs = append(errs, newError(sentinel, format, args...))
 	}
 	if len(tasks) == 0 {
 		bad(ErrInvalidWorkflow, "no tasks")
@@ -108,8 +108,8 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 		if s.timeout < 0 {
 			bad(ErrInvalidWorkflow, "task %q has a negative Timeout %v", s.name, s.timeout)
 		}
-		if err := s.retry.validate(); err != nil {
-			bad(ErrInvalidWorkflow, "task %q: %v", s.name, err)
+		for _, problem := range s.retry.validate() {
+			bad(ErrInvalidWorkflow, "task %q: %s", s.name, problem)
 		}
 	}
 
@@ -123,13 +123,15 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 	}
 	p.depFlat = make([]int32, 0, edges)
 	listed := make([]int32, n) // listed[j] == i+1: task i already lists j
+	unknown := false
 	for i := range tasks {
 		s := &tasks[i].taskSpec
 		start := len(p.depFlat)
 		for _, d := range s.deps {
 			j, ok := p.index[d]
 			if !ok {
-				bad(ErrUnknownDependency, "task %q depends on %q, which is not defined", s.name, d)
+				bad(ErrUnknownDependency, "task %q depends on %q, which is not defined%s", s.name, d, suggest(d, p.names))
+				unknown = true
 				continue
 			}
 			if listed[j] == int32(i)+1 {
@@ -159,12 +161,15 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 	p.order = p.topoOrder()
 	if len(p.order) < n {
 		for _, c := range p.cycles() {
-			bad(ErrCycle, "%s", c)
+			bad(ErrCycle, "dependency cycle %s", c)
 		}
 	}
 
 	p.checkTypes(bad)
-	p.chooseOutput(outputTask, bad)
+	// An unknown dependency leaves its task without that edge, so more
+	// tasks look like sinks: saying so would send the user after a
+	// consequence of the typo.
+	p.chooseOutput(outputTask, !unknown, bad)
 
 	for i := range p.tasks {
 		t := &p.tasks[i]
@@ -268,13 +273,14 @@ func (p *plan) checkTypes(bad func(error, string, ...any)) {
 }
 
 // chooseOutput picks the task whose output is the workflow's: the one named
-// by WithOutput, else the only sink.
-func (p *plan) chooseOutput(name string, bad func(error, string, ...any)) {
+// by WithOutput, else the only sink. Several sinks are a problem only when
+// reportSinks says so.
+func (p *plan) chooseOutput(name string, reportSinks bool, bad func(error, string, ...any)) {
 	p.output = -1
 	if name != "" {
 		i, ok := p.index[name]
 		if !ok {
-			bad(ErrInvalidWorkflow, "WithOutput names task %q, which is not defined", name)
+			bad(ErrInvalidWorkflow, "WithOutput names task %q, which is not defined%s", name, suggest(name, p.names))
 			return
 		}
 		p.output = i
@@ -292,6 +298,10 @@ func (p *plan) chooseOutput(name string, bad func(error, string, ...any)) {
 		case len(sinks) == 0:
 			return // only when every task is on a cycle, reported already
 		case len(sinks) > 1:
+			if !reportSinks {
+				p.output = -1
+				return
+			}
 			bad(ErrInvalidWorkflow, "%d tasks have no dependents (%s); name the one that gives the output with WithOutput", len(sinks), strings.Join(sinks, ", "))
 			p.output = -1
 			return
@@ -381,7 +391,7 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 	d.Input = func(task string, in any, outputs map[string]any) (any, error) {
 		i, ok := p.index[task]
 		if !ok {
-			return nil, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, e.name, task)
+			return nil, opError(e.name, "", "", newError(ErrNotFound, "no task %q", task))
 		}
 		deps := p.deps(i)
 		if len(deps) == 0 {
@@ -391,7 +401,7 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 		for _, dep := range deps {
 			v, ok := outputs[p.names[dep]]
 			if !ok {
-				return nil, fmt.Errorf("%w: task %q needs the output of %q", ErrNotFound, task, p.names[dep])
+				return nil, opError(e.name, "", "", newError(ErrNotFound, "task %q needs the output of %q", task, p.names[dep]))
 			}
 			vals[dep] = v
 		}

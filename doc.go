@@ -40,9 +40,9 @@
 //		return err // names every bad task, dependency and type
 //	}
 //	msg, err := wf.Run(ctx, Order{ID: "o-1", Items: 2})
-//	var werr *workflow.WorkflowError
-//	if errors.As(err, &werr) {
-//		log.Printf("task %q failed after %d attempts: %v", werr.Task, werr.Attempts, werr.Err)
+//	if err != nil {
+//		// workflow "orders" run 3kq8xw: task "reserve" failed after 3 attempts: out of stock
+//		return err
 //	}
 //
 // # Data flow
@@ -56,15 +56,40 @@
 // # Failure, retry and timeout
 //
 // A failed attempt is retried as its RetryPolicy says; errors wrapped by
-// Permanent are not. Each attempt's context carries the task's Timeout; an
+// Permanent are not, nor Get's, which are mistakes in the code. Each
+// attempt's context carries the task's Timeout; an
 // attempt still running at the deadline fails with ErrTimeout even if the
 // handler ignores its context, in which case the handler's goroutine is left
 // to finish and its result dropped (Go cannot stop a goroutine). A panic is
 // recovered into an error wrapping ErrPanic, with the stack in the
 // WorkflowError's Details. The first task that fails for good cancels the
 // others' contexts; tasks that never started are marked skipped. RunTimeout
-// bounds a whole run; RetryOnFailure and Resume continue a failed run,
-// reusing the outputs of the tasks that succeeded.
+// bounds a whole run, and so does the deadline of the run's context: either
+// ends it timed_out, with an error wrapping ErrTimeout (and, for the
+// context's, context.DeadlineExceeded); a context cancelled, or Cancel,
+// ends it cancelled (ErrCancelled). RetryOnFailure and Resume continue a
+// failed run, reusing the outputs of the tasks that succeeded.
+//
+// # Errors
+//
+// Every error of the package is one line in one shape: "workflow", its
+// name, the run once there is one, what happened or the operation that
+// failed, then the cause in its own words:
+//
+//	workflow "etl" run r1: task "save" failed after 3 attempts: writing summary of u-42: disk full
+//	workflow "etl" run r1: task "fetch" timed out: attempt exceeded 50ms
+//	workflow "etl" run r1: invalid input: UserID is required; Address.City is required
+//	workflow "etl" run r1: cancelled: Cancel called
+//	workflow "etl": invalid definition: task 0 has an empty name; task "load" depends on "fetc", which is not defined (did you mean "fetch"?)
+//	workflow "etl": ReplaceTask: no task "sav" (did you mean "save"?)
+//
+// Several problems are separated by "; "; fields are named as the Go code
+// writes them. Each thing is said once: sentinel errors (ErrTimeout,
+// ErrCancelled, …) are found with errors.Is, never printed. A run that did
+// not succeed returns a *WorkflowError whose Message is the cause's own
+// text, and whose Details hold the facts (for a task: "attempts", "state",
+// "error_type"). Get's errors are causes, for a handler to return: the
+// run's error says which task.
 //
 // # Status and history
 //

@@ -72,9 +72,9 @@ func ExampleNew_invalid() {
 	}
 	// Output:
 	// true true true true
-	// unknown dependency: task "c" depends on "missing", which is not defined
-	// dependency cycle: "b" → "a" → "b"
-	// type mismatch: task "b" takes string, but its dependency "a" gives int
+	// task "c" depends on "missing", which is not defined
+	// dependency cycle "b" → "a" → "b"
+	// task "b" takes string, but its dependency "a" gives int
 }
 
 // A failing task is retried as its RetryPolicy says; the error names the task.
@@ -121,7 +121,7 @@ func ExampleWorkflowError() {
 	fmt.Println(err)
 	// Output:
 	// send 1 true
-	// workflow "upload" run run-1: task "send": task failed: quota exceeded
+	// workflow "upload" run run-1: task "send" failed: quota exceeded
 }
 
 // Resume continues a failed run: tasks that succeeded keep their outputs.

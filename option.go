@@ -2,10 +2,9 @@ package workflow
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -28,7 +27,7 @@ type config struct {
 }
 
 func (c *config) bad(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidWorkflow}, args...)...))
+	c.errs = append(c.errs, newError(ErrInvalidWorkflow, format, args...))
 }
 
 // WithMaxConcurrency bounds how many tasks of one run execute at once.
@@ -122,7 +121,7 @@ type replacement struct {
 }
 
 func (c *runConfig) bad(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, args...)...))
+	c.errs = append(c.errs, newError(ErrInvalidInput, format, args...))
 }
 
 // RunTimeout bounds the whole run: when d has passed the run ends in state
@@ -172,7 +171,7 @@ func WithRunID(id string) RunOption {
 func ReplaceTask[I, O any](task string, h func(context.Context, I) (O, error)) RunOption {
 	return func(c *runConfig) {
 		if h == nil {
-			c.bad("ReplaceTask(%q, nil)", task)
+			c.bad("ReplaceTask(%q, nil): the handler is nil", task)
 			return
 		}
 		if c.replace == nil {
@@ -189,8 +188,8 @@ func ReplaceTask[I, O any](task string, h func(context.Context, I) (O, error)) R
 // for a policy New would refuse.
 func OverrideRetry(task string, p RetryPolicy) RunOption {
 	return func(c *runConfig) {
-		if err := p.validate(); err != nil {
-			c.bad("OverrideRetry(%q): %v", task, err)
+		if problems := p.validate(); len(problems) > 0 {
+			c.bad("OverrideRetry(%q): %s", task, strings.Join(problems, "; "))
 			return
 		}
 		if c.retry == nil {
@@ -234,7 +233,7 @@ func newRunConfig(opts []RunOption) (runConfig, error) {
 			o(&rc)
 		}
 	}
-	return rc, errors.Join(rc.errs...)
+	return rc, joinErrors(rc.errs)
 }
 
 // Triggers of a run, as RunStatus.Trigger reports them.

@@ -32,21 +32,27 @@ type RetryPolicy struct {
 	RetryIf func(error) bool
 }
 
-func (r RetryPolicy) validate() error {
-	bad := func(f string, v any) error { return fmt.Errorf("retry policy has a negative %s (%v)", f, v) }
-	switch {
-	case r.Attempts < 0:
-		return bad("Attempts", r.Attempts)
-	case r.Delay < 0:
-		return bad("Delay", r.Delay)
-	case r.Backoff < 0 || math.IsNaN(r.Backoff) || math.IsInf(r.Backoff, 0):
-		return fmt.Errorf("retry policy has Backoff %v; it must be a finite number ≥ 0", r.Backoff)
-	case r.MaxDelay < 0:
-		return bad("MaxDelay", r.MaxDelay)
-	case !(r.Jitter >= 0 && r.Jitter <= 1):
-		return fmt.Errorf("retry policy has Jitter %v; it must be between 0 and 1", r.Jitter)
+// validate returns every problem of the policy, each naming its field;
+// none when New may take it.
+func (r RetryPolicy) validate() []string {
+	var bad []string
+	negative := func(f string, v any) { bad = append(bad, fmt.Sprintf("Retry.%s is negative (%v)", f, v)) }
+	if r.Attempts < 0 {
+		negative("Attempts", r.Attempts)
 	}
-	return nil
+	if r.Delay < 0 {
+		negative("Delay", r.Delay)
+	}
+	if r.Backoff < 0 || math.IsNaN(r.Backoff) || math.IsInf(r.Backoff, 0) {
+		bad = append(bad, fmt.Sprintf("Retry.Backoff is %v; it must be a finite number ≥ 0", r.Backoff))
+	}
+	if r.MaxDelay < 0 {
+		negative("MaxDelay", r.MaxDelay)
+	}
+	if !(r.Jitter >= 0 && r.Jitter <= 1) {
+		bad = append(bad, fmt.Sprintf("Retry.Jitter is %v; it must be between 0 and 1", r.Jitter))
+	}
+	return bad
 }
 
 // attempts is the number of attempts the policy allows.
@@ -105,14 +111,36 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// panicError is a recovered handler panic.
+// panicError is a recovered handler panic. Its message is the panic's
+// value: the error that wraps it says that it panicked.
 type panicError struct {
 	value any
 	stack string
 }
 
-func (p *panicError) Error() string { return fmt.Sprintf("%v: %v", ErrPanic, p.value) }
+func (p *panicError) Error() string { return fmt.Sprint(p.value) }
 func (p *panicError) Unwrap() error { return ErrPanic }
+
+// timeoutError is an attempt that outlived its task's Timeout; cause is
+// the error the handler returned at its deadline, nil if it did not return.
+type timeoutError struct {
+	timeout time.Duration
+	cause   error
+}
+
+func (t *timeoutError) Error() string {
+	if t.cause == nil {
+		return fmt.Sprintf("attempt exceeded %v", t.timeout)
+	}
+	return fmt.Sprintf("attempt exceeded %v: %v", t.timeout, t.cause)
+}
+
+func (t *timeoutError) Unwrap() []error {
+	if t.cause == nil {
+		return []error{ErrTimeout}
+	}
+	return []error{ErrTimeout, t.cause}
+}
 
 // call runs h with panics recovered into a *panicError.
 func call(ctx context.Context, h handlerFunc, in any) (out any, err error) {
@@ -156,14 +184,14 @@ func attempt(ctx context.Context, h handlerFunc, in any, timeout time.Duration) 
 	case r := <-done:
 		if r.err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errAttemptTimeout) {
 			// The handler gave up at its deadline: that is the timeout.
-			return nil, fmt.Errorf("%w: attempt exceeded %v: %w", ErrTimeout, timeout, r.err)
+			return nil, &timeoutError{timeout: timeout, cause: r.err}
 		}
 		return r.out, r.err
 	case <-actx.Done():
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		return nil, fmt.Errorf("%w: attempt exceeded %v", ErrTimeout, timeout)
+		return nil, &timeoutError{timeout: timeout}
 	}
 }
 
@@ -171,4 +199,4 @@ var errAttemptTimeout = errors.New("attempt deadline")
 
 // errGoexit is the error of a handler that called runtime.Goexit, as
 // t.FailNow does in a test. It is not retried.
-var errGoexit = Permanent(fmt.Errorf("%w: the handler called runtime.Goexit (t.FailNow in a handler?)", ErrPanic))
+var errGoexit = Permanent(&engineError{newError(ErrPanic, "the handler called runtime.Goexit (t.FailNow in a handler?)")})

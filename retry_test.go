@@ -312,8 +312,9 @@ func TestRetryWaitEndsEarlyWhenTheCallerCancels(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		log := newAttemptLog(0)
 		w := retryWorkflow(t, workflow.RetryPolicy{Attempts: 3, Delay: time.Hour}, log.handle)
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
+		time.AfterFunc(time.Minute, cancel)
 
 		_, err := w.Run(ctx, 1)
 

@@ -131,20 +131,20 @@ func parseSchedule(s Schedule) (*parsedSchedule, error) {
 	if s.Timezone != "" {
 		l, err := time.LoadLocation(s.Timezone)
 		if err != nil {
-			return nil, fmt.Errorf("%w: time zone %q: %w", ErrInvalidSchedule, s.Timezone, err)
+			return nil, newError(ErrInvalidSchedule, "schedule: time zone %q: %w", s.Timezone, err)
 		}
 		loc = l
 	}
 	sched, err := parseCron(s.Cron)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cron %q: %w", ErrInvalidSchedule, s.Cron, err)
+		return nil, newError(ErrInvalidSchedule, "schedule: cron %q: %w", s.Cron, err)
 	}
 	if s.Overlap < OverlapSkip || s.Overlap > OverlapQueue {
-		return nil, fmt.Errorf("%w: unknown overlap policy %d", ErrInvalidSchedule, int(s.Overlap))
+		return nil, newError(ErrInvalidSchedule, "schedule: unknown overlap policy %d", int(s.Overlap))
 	}
 	p := &parsedSchedule{Schedule: s, loc: loc, sched: sched}
 	if p.next(time.Now()).IsZero() {
-		return nil, fmt.Errorf("%w: cron %q: it never fires", ErrInvalidSchedule, s.Cron)
+		return nil, newError(ErrInvalidSchedule, "schedule: cron %q never fires", s.Cron)
 	}
 	return p, nil
 }
@@ -187,10 +187,10 @@ func checkSchedule(c *config, in reflect.Type) problems {
 	}
 	if si := c.scheduleInput; si != nil {
 		if si.typ != in {
-			errs = append(errs, fmt.Errorf("%w: WithScheduleInput gives %s, but the workflow input is %s", ErrTypeMismatch, si.typ, in))
+			errs = append(errs, newError(ErrTypeMismatch, "WithScheduleInput gives %s, but the workflow input is %s", si.typ, in))
 		}
 		if c.schedule == nil {
-			errs = append(errs, fmt.Errorf("%w: WithScheduleInput without WithSchedule", ErrInvalidWorkflow))
+			errs = append(errs, newError(ErrInvalidWorkflow, "WithScheduleInput without WithSchedule"))
 		}
 	}
 	return errs
@@ -331,29 +331,30 @@ func (s *Scheduler) init() {
 // Register adds a workflow built with WithSchedule; if the Scheduler is
 // started it begins firing at once. It is an error wrapping
 // ErrInvalidSchedule for a workflow without a schedule, one wrapping
-// ErrInvalidWorkflow for a nil or zero Workflow, and an error for a second
-// workflow of the same name.
+// ErrInvalidWorkflow for a nil or zero Workflow, and one wrapping
+// ErrDuplicateWorkflow for a second workflow of the same name.
 func (s *Scheduler) Register(w ScheduledWorkflow) error {
+	const op = "Scheduler.Register"
 	if w == nil {
-		return fmt.Errorf("workflow: scheduler: register: %w: nil workflow", ErrInvalidWorkflow)
+		return opError("", "", op, newError(ErrInvalidWorkflow, "nil workflow"))
 	}
 	e, zero, err := w.scheduled()
 	if err != nil {
-		return fmt.Errorf("workflow: scheduler: register: %w", err)
+		return opError("", "", op, err)
 	}
 	if e.cfg.schedule == nil {
-		return fmt.Errorf("workflow: scheduler: register %q: %w: the workflow has no schedule (see WithSchedule)", e.name, ErrInvalidSchedule)
+		return opError(e.name, "", op, newError(ErrInvalidSchedule, "the workflow has no schedule (see WithSchedule)"))
 	}
 	ps, err := parseSchedule(*e.cfg.schedule)
 	if err != nil {
-		return fmt.Errorf("workflow: scheduler: register %q: %w", e.name, err)
+		return opError(e.name, "", op, err)
 	}
 	en := &entry{name: e.name, e: e, zeroIn: zero, ps: ps}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
 	if _, dup := s.byName[en.name]; dup {
-		return fmt.Errorf("workflow: scheduler: register %q: a workflow of that name is already registered", en.name)
+		return opError(en.name, "", op, newError(ErrDuplicateWorkflow, "a workflow of that name is already registered"))
 	}
 	s.byName[en.name] = en
 	s.entries = append(s.entries, en)
@@ -389,7 +390,7 @@ func (s *Scheduler) Start() {
 // skipped fires reach hooks on the goroutine Stop waits for.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	if ctx == nil {
-		return fmt.Errorf("workflow: scheduler: Stop: %w", errNilContext)
+		return opError("", "", "Scheduler.Stop", errNilContext)
 	}
 	s.mu.Lock()
 	s.init()
@@ -473,7 +474,7 @@ func (s *Scheduler) Entries() []ScheduleEntry {
 // invalid), Trigger returns its error and, as it is recorded, its run ID.
 func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err error) {
 	if ctx == nil {
-		return "", fmt.Errorf("workflow: scheduler: Trigger %q: %w", name, errNilContext)
+		return "", opError(name, "", "Scheduler.Trigger", errNilContext)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -483,7 +484,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err
 	en := s.byName[name]
 	if en == nil {
 		s.mu.Unlock()
-		return "", fmt.Errorf("workflow: scheduler: trigger: %w: no workflow %q is registered", ErrNotFound, name)
+		return "", opError(name, "", "Scheduler.Trigger", newError(ErrNotFound, "no workflow of that name is registered"))
 	}
 	grp := s.runs
 	grp.n.add()
@@ -675,7 +676,7 @@ func (s *Scheduler) begin(ctx context.Context, en *entry, fired time.Time, opts 
 	defer func() {
 		if v := recover(); v != nil {
 			s.logPanic(en, "starting a run", v)
-			r, err = nil, fmt.Errorf("workflow %q: starting a run: %w: %v", en.name, ErrPanic, v)
+			r, err = nil, opError(en.name, "", "starting a run", newError(ErrPanic, "panic: %v", v))
 		}
 	}()
 	in := en.zeroIn
@@ -710,7 +711,7 @@ func (s *Scheduler) input(ctx context.Context, en *entry, si *scheduleInput, fir
 				p = errGoexitCallback
 			}
 			s.logPanic(en, "the WithScheduleInput function", p)
-			res <- result{err: fmt.Errorf("%w: in the WithScheduleInput function: %v", ErrPanic, p)}
+			res <- result{err: newError(ErrPanic, "the WithScheduleInput function panicked: %v", p)}
 		}()
 		v, err := si.fn(ctx, fired)
 		returned = true

@@ -607,9 +607,9 @@ func TestRegisterRejectsWhatItCannotSchedule(t *testing.T) {
 	require.NoError(t, s.Register(scheduled))
 
 	err := s.Register(sameName)
-	require.ErrorContains(t, err, `"dup"`)
-	require.ErrorContains(t, err, "already registered")
-	require.Error(t, s.Register(scheduled), "the same workflow twice")
+	require.ErrorIs(t, err, workflow.ErrDuplicateWorkflow)
+	require.EqualError(t, err, `workflow "dup": Scheduler.Register: a workflow of that name is already registered`)
+	require.ErrorIs(t, s.Register(scheduled), workflow.ErrDuplicateWorkflow, "the same workflow twice")
 
 	err = s.Register(unscheduled)
 	require.ErrorIs(t, err, workflow.ErrInvalidSchedule)

@@ -2,7 +2,6 @@ package workflow
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"time"
 )
@@ -81,7 +80,7 @@ func adapt[I, O any](h func(context.Context, I) (O, error)) handlerFunc {
 	return func(ctx context.Context, v any) (any, error) {
 		in, ok := v.(I)
 		if !ok && v != nil {
-			return nil, Permanent(fmt.Errorf("%w: handler takes %s, given %T", ErrTypeMismatch, reflect.TypeFor[I](), v))
+			return nil, Permanent(&engineError{newError(ErrTypeMismatch, "the handler takes %s, given %T", reflect.TypeFor[I](), v)})
 		}
 		out, err := h(ctx, in)
 		if err != nil {
@@ -105,16 +104,21 @@ type Inputs struct {
 // Get returns the output of dependency task from in, as a T. It is an error
 // wrapping ErrNotFound when task is not a dependency of the task that
 // received in, and one wrapping ErrTypeMismatch when that task's output is
-// not a T.
+// not a T. Both are mistakes in the code, which another attempt cannot
+// mend: the errors are Permanent, so a handler that returns them fails its
+// task at once, whatever its RetryPolicy.
 func Get[T any](in Inputs, task string) (T, error) {
 	var zero T
 	if in.p == nil {
-		return zero, fmt.Errorf("%w: Get %q from empty Inputs", ErrNotFound, task)
+		return zero, Permanent(newError(ErrNotFound, "Get(%q): empty Inputs", task))
 	}
-	me := in.p.tasks[in.task].name
 	idx, ok := in.p.index[task]
 	if !ok || !in.p.dependsOn(in.task, idx) {
-		return zero, fmt.Errorf("%w: %q is not a dependency of task %q", ErrNotFound, task, me)
+		var deps []string
+		for _, d := range in.p.deps(in.task) {
+			deps = append(deps, in.p.names[d])
+		}
+		return zero, Permanent(newError(ErrNotFound, "Get(%q): not a dependency of this task%s", task, suggest(task, deps)))
 	}
 	v := in.outputs[idx]
 	if t, ok := v.(T); ok {
@@ -125,5 +129,5 @@ func Get[T any](in Inputs, task string) (T, error) {
 	if v == nil && gives.AssignableTo(want) {
 		return zero, nil // a nil pointer or interface
 	}
-	return zero, fmt.Errorf("%w: task %q asks for %s from %q, which gives %s", ErrTypeMismatch, me, want, task, gives)
+	return zero, Permanent(newError(ErrTypeMismatch, "Get[%s](%q): the task gives %s", want, task, gives))
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,6 +137,44 @@ func TestGetOfTheWrongTypeWrapsErrTypeMismatch(t *testing.T) {
 	assert.Contains(t, errs[0].Error(), "int")
 	assert.Contains(t, errs[0].Error(), "string")
 	assert.Contains(t, errs[0].Error(), `"str"`)
+}
+
+func TestGetMistakesFailTheTaskAtOnceWhateverItsRetryPolicy(t *testing.T) {
+	tests := map[string]struct {
+		get      func(in workflow.Inputs) error
+		sentinel error
+		says     string
+	}{
+		"NotADependency": {func(in workflow.Inputs) error { _, err := workflow.Get[int](in, "fetc"); return err },
+			workflow.ErrNotFound, `Get("fetc"): not a dependency of this task (did you mean "fetch"?)`},
+		"WrongType": {func(in workflow.Inputs) error { _, err := workflow.Get[string](in, "fetch"); return err },
+			workflow.ErrTypeMismatch, `Get[string]("fetch"): the task gives int`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var calls atomic.Int32
+				w := newWorkflow[int, int](t, "report", workflow.Tasks{
+					intTask("fetch"), intTask("price"),
+					workflow.Task[workflow.Inputs, int]{Name: "report", Dependencies: []string{"fetch", "price"},
+						Retry: workflow.RetryPolicy{Attempts: 5, Delay: time.Hour},
+						Handler: func(_ context.Context, in workflow.Inputs) (int, error) {
+							calls.Add(1)
+							return 0, tt.get(in)
+						}},
+				})
+				start := time.Now()
+
+				_, err := w.Run(t.Context(), 1, workflow.WithRunID("r1"))
+
+				require.ErrorIs(t, err, tt.sentinel)
+				assert.Equal(t, `workflow "report" run r1: task "report" failed: `+tt.says, err.Error())
+				assert.Equal(t, int32(1), calls.Load(), "a mistake in the code is not retried")
+				assert.Equal(t, 1, asWorkflowError(t, err).Attempts)
+				assert.Zero(t, time.Since(start), "no retry delay")
+			})
+		})
+	}
 }
 
 func TestGetFromZeroInputsWrapsErrNotFound(t *testing.T) {

@@ -63,14 +63,14 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	errs := problems(cfg.errs)
 	switch {
 	case name == "":
-		errs = append(errs, fmt.Errorf("%w: the workflow has an empty name", ErrInvalidWorkflow))
+		errs = append(errs, newError(ErrInvalidWorkflow, "the workflow has an empty name"))
 	case !utf8.ValidString(name):
-		errs = append(errs, fmt.Errorf("%w: the workflow's name %q is not valid UTF-8", ErrInvalidWorkflow, name))
+		errs = append(errs, newError(ErrInvalidWorkflow, "the workflow's name %q is not valid UTF-8", name))
 	}
 	nodes := make([]node, 0, len(tasks))
 	for i, t := range tasks {
 		if t == nil || (reflect.ValueOf(t).Kind() == reflect.Pointer && reflect.ValueOf(t).IsNil()) {
-			errs = append(errs, fmt.Errorf("%w: task %d is nil", ErrInvalidWorkflow, i))
+			errs = append(errs, newError(ErrInvalidWorkflow, "task %d is nil", i))
 			continue
 		}
 		nodes = append(nodes, node{taskSpec: t.spec()})
@@ -110,9 +110,10 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	if len(errs) > 0 {
 		return nil, &WorkflowError{
 			Workflow: name,
-			Message:  "invalid definition",
+			Message:  errs.Error(),
 			Details:  map[string]any{"problems": errs.strings()},
 			Err:      errs,
+			what:     "invalid definition",
 		}
 	}
 	e := &engine{
@@ -150,14 +151,14 @@ var defaultValidator = sync.OnceValue(func() *validator.Validate {
 
 func (w *Workflow[In, Out]) engine() (*engine, error) {
 	if w == nil || w.e == nil {
-		return nil, fmt.Errorf("%w: Workflow not built by New", ErrInvalidWorkflow)
+		return nil, opError("", "", "", newError(ErrInvalidWorkflow, "the Workflow was not built by New"))
 	}
 	return w.e, nil
 }
 
 // nilContext is the error of method when given a nil context.
 func (e *engine) nilContext(method string) error {
-	return fmt.Errorf("workflow %q: %s: %w", e.name, method, errNilContext)
+	return opError(e.name, "", method, errNilContext)
 }
 
 // Name returns the workflow's name ("" for a zero Workflow).
@@ -249,7 +250,7 @@ func (w *Workflow[In, Out]) Recover(ctx context.Context) ([]*Execution[Out], err
 	}
 	ids, err := e.cfg.store.Orphans(ctx, e.name)
 	if err != nil {
-		return nil, fmt.Errorf("workflow %q: recover: %w", e.name, err)
+		return nil, opError(e.name, "", "Recover", err)
 	}
 	execs := []*Execution[Out]{}
 	var errs []error
@@ -264,7 +265,7 @@ func (w *Workflow[In, Out]) Recover(ctx context.Context) ([]*Execution[Out], err
 			execs = append(execs, &Execution[Out]{r: r})
 		}
 	}
-	return execs, errors.Join(errs...)
+	return execs, joinErrors(errs)
 }
 
 // Cancel stops a run under way and waits until it has ended in state
@@ -285,14 +286,14 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 	if r == nil {
 		rs, err := e.cfg.store.Get(ctx, e.name, runID)
 		if err != nil || runID == "" {
-			return fmt.Errorf("workflow %q: cancel: %w", e.name, errors.Join(err, notFoundIfEmpty(runID)))
+			return e.lookupError("Cancel", runID, err)
 		}
 		// A Resume in this Workflow value may have started it meanwhile.
 		if r = e.activeRun(runID); r == nil {
 			if !rs.State.Ended() {
-				return fmt.Errorf("workflow %q: cancel run %q: %w: it is %s, in another Workflow value or process", e.name, runID, ErrRunElsewhere, rs.State)
+				return opError(e.name, runID, "Cancel", newError(ErrRunElsewhere, "the run is under way (state %s) in another Workflow value or process", rs.State))
 			}
-			return fmt.Errorf("workflow %q: cancel run %q: %w (state %s)", e.name, runID, ErrRunEnded, rs.State)
+			return opError(e.name, runID, "Cancel", newError(ErrRunEnded, "the run has already ended (state %s)", rs.State))
 		}
 	}
 	r.baseCancel(errCancelRequested)
@@ -302,7 +303,7 @@ func (w *Workflow[In, Out]) Cancel(ctx context.Context, runID string) error {
 		return ctx.Err()
 	}
 	if r.endState != StateCancelled {
-		return fmt.Errorf("workflow %q: cancel run %q: %w before it could be cancelled (state %s)", e.name, runID, ErrRunEnded, r.endState)
+		return opError(e.name, runID, "Cancel", newError(ErrRunEnded, "the run ended (state %s) before it could be cancelled", r.endState))
 	}
 	return nil
 }
@@ -314,11 +315,17 @@ func (e *engine) activeRun(id string) *run {
 	return e.active[id]
 }
 
-func notFoundIfEmpty(runID string) error {
-	if runID == "" {
-		return fmt.Errorf("%w: empty run ID", ErrNotFound)
+// lookupError is the error of op when the store's lookup of run runID
+// failed with err, or runID is empty: a run the store does not hold is
+// said in the same words whatever the store.
+func (e *engine) lookupError(op, runID string, err error) error {
+	switch {
+	case runID == "":
+		err = newError(ErrNotFound, "empty run ID")
+	case errors.Is(err, ErrNotFound):
+		err = reword(err, "no such run")
 	}
-	return nil
+	return opError(e.name, runID, op, err)
 }
 
 // Status returns the status of the workflow's most recent run. It wraps
@@ -348,7 +355,7 @@ func (w *Workflow[In, Out]) TaskStatus(ctx context.Context, task string) (TaskSt
 	if t, ok := rs.Task(task); ok {
 		return t, nil
 	}
-	return TaskStatus{}, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, rs.Workflow, task)
+	return TaskStatus{}, opError(rs.Workflow, "", "", newError(ErrNotFound, "no task %q", task))
 }
 
 // taskStatus is TaskStatus on a MemoryStore: it reads the one task, where
@@ -360,10 +367,10 @@ func (e *engine) taskStatus(ms *MemoryStore, task string) (TaskStatus, error) {
 	}
 	t, ok, err := ms.task(e.name, "", task, pos)
 	if err != nil {
-		return TaskStatus{}, err
+		return TaskStatus{}, e.recentError(err)
 	}
 	if !ok {
-		return TaskStatus{}, fmt.Errorf("%w: workflow %q has no task %q", ErrNotFound, e.name, task)
+		return TaskStatus{}, opError(e.name, "", "", newError(ErrNotFound, "no task %q", task))
 	}
 	return t, nil
 }
@@ -380,10 +387,22 @@ func (w *Workflow[In, Out]) Inspect(ctx context.Context, runID string) (RunStatu
 	}
 	rs, err := e.cfg.store.Get(ctx, e.name, runID)
 	if err != nil {
-		return RunStatus{}, err
+		if runID == "" {
+			return RunStatus{}, e.recentError(err)
+		}
+		return RunStatus{}, e.lookupError("", runID, err)
 	}
 	e.present(&rs)
 	return rs, nil
+}
+
+// recentError is the error of a lookup of the most recent run that failed
+// with err: "no runs yet" when the store holds none.
+func (e *engine) recentError(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		err = reword(err, "no runs yet")
+	}
+	return opError(e.name, "", "", err)
 }
 
 // present shows payloads in rs as the workflow's Codec allows: JSON only,
@@ -424,13 +443,16 @@ func (w *Workflow[In, Out]) History(ctx context.Context, opts ...HistoryOption) 
 	}
 	switch {
 	case q.Limit < 0:
-		return nil, fmt.Errorf("workflow %q: History: %w: HistoryLimit(%d): the limit must be ≥ 0", e.name, ErrInvalidInput, q.Limit)
+		return nil, opError(e.name, "", "History", newError(ErrInvalidInput, "HistoryLimit(%d): the limit must be ≥ 0", q.Limit))
 	case q.State != "" && !q.State.valid():
-		return nil, fmt.Errorf("workflow %q: History: %w: HistoryState(%q) is not a state", e.name, ErrInvalidInput, q.State)
+		return nil, opError(e.name, "", "History", newError(ErrInvalidInput, "HistoryState(%q) is not a state", q.State))
 	}
 	runs, err := e.cfg.store.List(ctx, e.name, q)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, ErrNotFound) && q.Before != "" {
+			err = reword(err, fmt.Sprintf("HistoryBefore(%q): no such run", q.Before))
+		}
+		return nil, opError(e.name, "", "History", err)
 	}
 	if !q.Summary {
 		for i := range runs {
@@ -448,7 +470,7 @@ func (x *Execution[Out]) ID() string { return x.r.id }
 func (x *Execution[Out]) Wait(ctx context.Context) (Out, error) {
 	var zero Out
 	if ctx == nil {
-		return zero, fmt.Errorf("workflow %q run %q: Wait: %w", x.r.e.name, x.r.id, errNilContext)
+		return zero, opError(x.r.e.name, x.r.id, "Wait", errNilContext)
 	}
 	var done <-chan struct{} = x.r.done
 	if x.r.hooking.Load() {
@@ -473,7 +495,7 @@ func (x *Execution[Out]) result() (Out, error) {
 }
 
 var (
-	errNilContext      = fmt.Errorf("%w: nil context", ErrInvalidInput)
+	errNilContext      = newError(ErrInvalidInput, "nil context")
 	errCancelRequested = errors.New("Cancel called")
 	errRunTimeout      = errors.New("run timeout")
 	errTaskFailed      = errors.New("a task failed")
@@ -563,12 +585,12 @@ func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, err
 		for name, rep := range rc.replace {
 			i, ok := e.plan.index[name]
 			if !ok {
-				return nil, fmt.Errorf("workflow %q: ReplaceTask: %w: no task %q", e.name, ErrNotFound, name)
+				return nil, opError(e.name, "", "ReplaceTask", newError(ErrNotFound, "no task %q%s", name, suggest(name, e.plan.names)))
 			}
 			t := &e.plan.tasks[i]
 			if rep.in != t.in || rep.out != t.out {
-				return nil, fmt.Errorf("workflow %q: ReplaceTask: %w: task %q is func(context.Context, %s) (%s, error), the replacement takes %s and gives %s",
-					e.name, ErrTypeMismatch, name, t.in, t.out, rep.in, rep.out)
+				return nil, opError(e.name, "", "ReplaceTask", newError(ErrTypeMismatch, "task %q is func(context.Context, %s) (%s, error); the replacement takes %s and gives %s",
+					name, t.in, t.out, rep.in, rep.out))
 			}
 			r.handlers[i] = rep.handler
 		}
@@ -581,14 +603,14 @@ func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, err
 		for name, p := range rc.retry {
 			i, ok := e.plan.index[name]
 			if !ok {
-				return nil, fmt.Errorf("workflow %q: OverrideRetry: %w: no task %q", e.name, ErrNotFound, name)
+				return nil, opError(e.name, "", "OverrideRetry", newError(ErrNotFound, "no task %q%s", name, suggest(name, e.plan.names)))
 			}
 			r.policies[i].retry = p
 		}
 		for name, d := range rc.taskTimeout {
 			i, ok := e.plan.index[name]
 			if !ok {
-				return nil, fmt.Errorf("workflow %q: OverrideTimeout: %w: no task %q", e.name, ErrNotFound, name)
+				return nil, opError(e.name, "", "OverrideTimeout", newError(ErrNotFound, "no task %q%s", name, suggest(name, e.plan.names)))
 			}
 			r.policies[i].timeout = d
 		}
@@ -614,7 +636,7 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	}
 	rc, err := newRunConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("workflow %q: %w", e.name, err)
+		return nil, opError(e.name, "", "", err)
 	}
 	id := rc.runID
 	if id == "" {
@@ -629,13 +651,13 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	var input Payload
 	switch {
 	case rc.inputErr != nil:
-		werr = r.runError("could not make the run's input", rc.inputErr)
+		werr = r.runError("could not make the input", rc.inputErr)
 	case e.validateIn:
 		werr = r.check(in, "", "workflow input")
 	}
 	if werr == nil {
 		if input, err = e.payload(in); err != nil {
-			werr = r.runError("could not record the run's input", fmt.Errorf("%w: input %T: %w", ErrInvalidInput, in, err))
+			werr = r.runError("could not record the input", newError(ErrInvalidInput, "%T: %w", in, err))
 		}
 	}
 	tasks := make([]TaskStatus, len(e.plan.order))
@@ -648,7 +670,10 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	})
 	if err != nil {
 		r.release()
-		return nil, fmt.Errorf("workflow %q: recording run %q: %w", e.name, id, err)
+		if errors.Is(err, ErrDuplicateRun) {
+			err = reword(err, "the store already holds a run with this ID")
+		}
+		return nil, opError(e.name, id, "", err)
 	}
 	e.mu.Lock()
 	e.active[id] = r
@@ -691,13 +716,13 @@ func (e *engine) payload(v any) (Payload, error) {
 func (e *engine) value(p Payload, t reflect.Type) (any, error) {
 	if !e.persistent {
 		if p.Value != nil && !reflect.TypeOf(p.Value).AssignableTo(t) {
-			return nil, fmt.Errorf("%w: the stored value is a %T, not a %s", ErrTypeMismatch, p.Value, t)
+			return nil, newError(ErrTypeMismatch, "the stored value is a %T, not a %s", p.Value, t)
 		}
 		return p.Value, nil
 	}
 	ptr := reflect.New(t)
 	if err := e.cfg.codec.Unmarshal(p.Data, ptr.Interface()); err != nil {
-		return nil, fmt.Errorf("%w: the stored value does not decode as a %s: %w", ErrTypeMismatch, t, err)
+		return nil, newError(ErrTypeMismatch, "the stored value does not decode as a %s: %w", t, err)
 	}
 	return ptr.Elem().Interface(), nil
 }
@@ -709,30 +734,34 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	if ctx == nil {
 		return nil, e.nilContext("Resume")
 	}
+	op := "Resume"
+	if recovering {
+		op = "Recover"
+	}
 	rc, err := newRunConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("workflow %q: %w", e.name, err)
+		return nil, opError(e.name, "", "", err)
 	}
 	if rc.runID != "" && rc.runID != runID {
-		return nil, fmt.Errorf("workflow %q: resume: %w: WithRunID(%q) differs from the run resumed (%q)", e.name, ErrInvalidInput, rc.runID, runID)
+		return nil, opError(e.name, runID, op, newError(ErrInvalidInput, "WithRunID(%q) differs from the run resumed", rc.runID))
 	}
 	fail := func(err error) (*run, error) {
-		return nil, fmt.Errorf("workflow %q: resume run %q: %w", e.name, runID, err)
+		return nil, opError(e.name, runID, op, err)
 	}
 	rs, err := e.cfg.store.Get(ctx, e.name, runID)
 	if err != nil || runID == "" {
-		return fail(errors.Join(err, notFoundIfEmpty(runID)))
+		return nil, e.lookupError(op, runID, err)
 	}
 	e.mu.Lock()
 	_, active := e.active[runID]
 	e.mu.Unlock()
 	switch {
 	case active:
-		return fail(fmt.Errorf("%w: it is still running", ErrNotResumable))
+		return fail(newError(ErrNotResumable, "it is still running"))
 	case rs.State == StateSucceeded:
-		return fail(fmt.Errorf("%w: it succeeded", ErrNotResumable))
+		return fail(newError(ErrNotResumable, "it succeeded"))
 	case !recovering && (rs.State == StateRunning || rs.State == StatePending):
-		return fail(fmt.Errorf("%w: it is still running (Recover takes over the runs of a stopped process)", ErrNotResumable))
+		return fail(newError(ErrNotResumable, "it is still running (Recover takes over the runs of a stopped process)"))
 	}
 	pl, err := e.cfg.store.Payloads(ctx, e.name, runID)
 	if err != nil {
@@ -740,9 +769,12 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	}
 	if !pl.HasInput {
 		if rs.State == StateFailed && rs.Error != "" {
-			return fail(fmt.Errorf("%w: its input was refused (%w): %s", ErrNotResumable, ErrInvalidInput, rs.Error))
+			var b strings.Builder
+			writePrefix(&b, e.name, runID)
+			why := strings.TrimPrefix(rs.Error, b.String()+": ") // said already
+			return fail(&libError{msg: "it never started: " + why, errs: []error{ErrNotResumable, ErrInvalidInput}})
 		}
-		return fail(fmt.Errorf("%w: the store holds no input for it (its process stopped before recording it, or it was restored from a snapshot)", ErrNotResumable))
+		return fail(newError(ErrNotResumable, "the store holds no input for it (its process stopped before recording it, or it was restored from a snapshot)"))
 	}
 	r, err := e.newRun(ctx, runID, rc)
 	if err != nil {
@@ -781,7 +813,7 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 	e, p := r.e, r.e.plan
 	notResumable := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrNotResumable}, args...)...)
+		return newError(ErrNotResumable, format, args...)
 	}
 	in, err := e.value(pl.Input, p.inType)
 	if err != nil {
@@ -1069,7 +1101,7 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		if err == nil && r.e.persistent {
 			p, perr := r.e.payload(out)
 			if perr != nil {
-				return nil, nil, StateFailed, Permanent(fmt.Errorf("%w: recording the output (%T): %w", ErrInvalidInput, out, perr)), n
+				return nil, nil, StateFailed, Permanent(&engineError{newError(ErrInvalidInput, "recording its output (%T): %w", out, perr)}), n
 			}
 			data = p.Data
 		}
@@ -1159,7 +1191,7 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		}
 		r.emitTask(i, Event{Type: taskEventOf[state], Attempt: attempts, Error: msg})
 		if state != StateCancelled && r.failure == nil {
-			r.failure = r.taskError(t.name, attempts, err)
+			r.failure = r.taskError(t.name, state, attempts, err)
 			r.cancel(errTaskFailed)
 		}
 	}
@@ -1227,15 +1259,28 @@ func (r *run) interrupted() {
 		return
 	}
 	cause := context.Cause(r.base)
-	state, werr := StateCancelled, r.runError("run cancelled", fmt.Errorf("%w: %w", ErrCancelled, cause))
-	if errors.Is(cause, errRunTimeout) {
+	var state State
+	var werr *WorkflowError
+	switch {
+	case errors.Is(cause, errRunTimeout):
 		state = StateTimedOut
-		werr = r.runError("run timed out", fmt.Errorf("%w: the run exceeded %v", ErrTimeout, r.timeout))
+		werr = r.runError("timed out", newError(ErrTimeout, "the run exceeded its RunTimeout (%v)", r.timeout))
+	case errors.Is(r.base.Err(), context.DeadlineExceeded):
+		// The caller's deadline: a timeout, not a cancellation.
+		state = StateTimedOut
+		errs := []error{ErrTimeout, context.DeadlineExceeded}
+		if cause != context.DeadlineExceeded {
+			errs = append(errs, cause) // WithDeadlineCause's
+		}
+		werr = r.runError("timed out", &libError{msg: cause.Error(), errs: errs})
+	default:
+		state = StateCancelled
+		werr = r.runError("cancelled", &libError{msg: cause.Error(), errs: []error{ErrCancelled, cause}})
 	}
 	for _, i := range r.e.plan.order {
 		if r.state[i] == StateRunning {
 			r.state[i] = StateCancelled
-			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: int(r.attempts[i]), Error: werr.Err.Error()})
+			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: int(r.attempts[i]), Error: werr.Message})
 		}
 	}
 	r.skipRest()
@@ -1327,57 +1372,93 @@ var runEventOf = map[State]string{
 	StateTimedOut: EventRunTimedOut, StateCancelled: EventRunCancelled,
 }
 
-func (r *run) runError(msg string, err error) *WorkflowError {
-	return &WorkflowError{Workflow: r.e.name, RunID: r.id, Message: msg, Err: err}
+// runError is the run's error when what happened to the run as a whole
+// (not one task) was what, because of err.
+func (r *run) runError(what string, err error) *WorkflowError {
+	return &WorkflowError{Workflow: r.e.name, RunID: r.id, Message: err.Error(), Err: err, what: what}
 }
 
-// taskError is the run's error when task failed for good with err.
-func (r *run) taskError(task string, attempts int, err error) *WorkflowError {
+// taskError is the run's error when task failed for good with err, ending
+// in state after attempts attempts.
+func (r *run) taskError(task string, state State, attempts int, err error) *WorkflowError {
 	var werr *WorkflowError
 	if errors.As(err, &werr) && werr.Task == task && werr.RunID == r.id {
+		// A validation failure, already described; the handler returned
+		// no error.
 		werr.Attempts = attempts
-		return werr // a validation failure, already described
+		werr.Details["attempts"], werr.Details["state"], werr.Details["error_type"] = attempts, state, handlerErrorType(nil)
+		return werr
 	}
-	werr = &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, Attempts: attempts, Message: "task failed", Err: err}
-	if errors.Is(err, ErrTimeout) {
-		werr.Message = "task timed out"
+	werr = &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, Attempts: attempts, Message: err.Error(), Err: err,
+		Details: map[string]any{"attempts": attempts, "state": state, "error_type": handlerErrorType(err)}}
+	if state == StateTimedOut {
+		werr.what = "timed out"
 	}
 	var pe *panicError
 	if errors.As(err, &pe) {
-		werr.Message = "task panicked"
-		werr.Details = map[string]any{"panic": pe.value, "stack": pe.stack}
+		werr.Details["panic"], werr.Details["stack"] = pe.value, pe.stack
+		if _, handler := err.(*panicError); handler && state == StateFailed {
+			werr.what = "panicked" // the handler did, not RetryIf
+		}
 	}
 	return werr
 }
 
-// check validates v; it returns nil when v is valid.
-func (r *run) check(v any, task, what string) *WorkflowError {
+// stageWhat says what a value that failed validation at a stage was.
+var stageWhat = map[string]string{
+	"workflow input": "invalid input", "workflow output": "invalid output",
+	"task input": "got invalid input", "task output": "gave invalid output",
+}
+
+// check validates v, given to or made by task ("" for the workflow) at
+// stage; it returns nil when v is valid.
+func (r *run) check(v any, task, stage string) *WorkflowError {
 	err := validateStruct(r.e.cfg.validate, v)
 	if err == nil {
 		return nil
 	}
-	werr := &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, Message: "invalid " + what,
-		Details: map[string]any{"stage": what}}
+	werr := &WorkflowError{Workflow: r.e.name, RunID: r.id, Task: task, what: stageWhat[stage],
+		Details: map[string]any{"stage": stage}}
 	var verrs validator.ValidationErrors
-	if errors.As(err, &verrs) {
+	switch {
+	case errors.As(err, &verrs):
 		fields := make(map[string]string, len(verrs))
-		for _, fe := range verrs {
+		said := make([]string, len(verrs))
+		for k, fe := range verrs {
 			rule := fe.Tag()
 			if fe.Param() != "" {
 				rule += "=" + fe.Param()
 			}
 			fields[fe.Namespace()] = rule
+			said[k] = fieldRule(fe, rule)
 		}
 		werr.Details["fields"] = fields
+		werr.Message = strings.Join(said, "; ")
+	case errors.Is(err, ErrInvalidWorkflow): // the validator panicked
+		werr.Message, werr.Err = err.Error(), err
+	default:
+		werr.Message = strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
-	werr.Err = err
-	if !errors.Is(err, ErrInvalidWorkflow) {
-		werr.Err = fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	if werr.Err == nil {
+		werr.Err = &libError{msg: werr.Message, errs: []error{ErrInvalidInput, err}}
 	}
 	if task != "" {
 		werr.Err = Permanent(werr.Err)
 	}
 	return werr
+}
+
+// fieldRule says that a field failed its rule, naming the field as the
+// user wrote it: its Go name, nested fields after a dot ("Address.City").
+func fieldRule(fe validator.FieldError, rule string) string {
+	field := fe.StructNamespace()
+	if _, rest, ok := strings.Cut(field, "."); ok {
+		field = rest // without the struct's type
+	}
+	if rule == "required" {
+		return field + " is required"
+	}
+	return field + " must be " + rule
 }
 
 // checkTags finds the validate tags that name no rule, in the workflow's
@@ -1400,12 +1481,14 @@ func checkTags(val *validator.Validate, p *plan, types ...reflect.Type) problems
 			zt = zt.Elem()
 		}
 		if err := validateStruct(val, reflect.New(zt).Interface()); errors.Is(err, ErrInvalidWorkflow) {
-			msg := strings.TrimPrefix(err.Error(), ErrInvalidWorkflow.Error()+": ")
-			errs = append(errs, fmt.Errorf("%w: the validate tags of %s: %s", ErrInvalidWorkflow, t, msg))
+			msg := strings.TrimPrefix(err.Error(), validatorPanicked)
+			errs = append(errs, newError(ErrInvalidWorkflow, "the validate tags of %s: %s", t, msg))
 		}
 	}
 	return errs
 }
+
+const validatorPanicked = "the validator panicked: "
 
 // validateStruct validates v, turning a validator panic (a validate tag
 // that names no rule, for one) into an error: it may run on a task's
@@ -1413,7 +1496,7 @@ func checkTags(val *validator.Validate, p *plan, types ...reflect.Type) problems
 func validateStruct(val *validator.Validate, v any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: validator: %v", ErrInvalidWorkflow, p)
+			err = newError(ErrInvalidWorkflow, validatorPanicked+"%v", p)
 		}
 	}()
 	return val.Struct(v)

@@ -391,6 +391,52 @@ func TestCallerCancelEndsTheRunAsCancelled(t *testing.T) {
 	})
 }
 
+func TestCallersDeadlineEndsTheRunAsTimedOut(t *testing.T) {
+	errBudget := errors.New("budget spent")
+	tests := map[string]func(ctx context.Context) (context.Context, context.CancelFunc){
+		"WithTimeout": func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, time.Minute)
+		},
+		"WithDeadlineCause": func(ctx context.Context) (context.Context, context.CancelFunc) {
+			return context.WithDeadlineCause(ctx, time.Now().Add(time.Minute), errBudget)
+		},
+	}
+	for name, withDeadline := range tests {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorkflow[int, int](t, "deadline", workflow.Tasks{
+					workflow.Task[int, int]{Name: "wait", Handler: waitForCtx},
+					intTask("after", "wait"),
+				})
+				ctx, cancel := withDeadline(t.Context())
+				defer cancel()
+				start := time.Now()
+
+				_, err := w.Run(ctx, 1, workflow.WithRunID("r1"))
+
+				assert.Equal(t, time.Minute, time.Since(start))
+				require.ErrorIs(t, err, workflow.ErrTimeout)
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.NotErrorIs(t, err, workflow.ErrCancelled)
+				if name == "WithDeadlineCause" {
+					require.ErrorIs(t, err, errBudget)
+					assert.Equal(t, `workflow "deadline" run r1: timed out: budget spent`, err.Error())
+				} else {
+					assert.Equal(t, `workflow "deadline" run r1: timed out: context deadline exceeded`, err.Error())
+				}
+				assert.Empty(t, asWorkflowError(t, err).Task, "the run timed out, not a task")
+				rs, err := w.Status(t.Context())
+				require.NoError(t, err)
+				assert.Equal(t, workflow.StateTimedOut, rs.State)
+				assert.Equal(t, workflow.EventRunTimedOut, rs.Events[len(rs.Events)-1].Type)
+				assert.Equal(t, workflow.StateCancelled, taskState(t, rs, "wait"))
+				assert.Equal(t, workflow.StateSkipped, taskState(t, rs, "after"))
+				requireCompleteEvents(t, rs)
+			})
+		})
+	}
+}
+
 func TestRunWithAnEndedContextIsCancelledBeforeAnyTask(t *testing.T) {
 	var calls atomic.Int32
 	w := newWorkflow[int, int](t, "dead-ctx", workflow.Tasks{

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -120,13 +119,13 @@ func main() {
 	if !errors.As(err, &werr) {
 		log.Fatalf("expected a WorkflowError, got %v", err)
 	}
-	fmt.Printf("\nfailed run %s: task=%q attempts=%d unknown user=%v\n  %v\n",
-		werr.RunID, werr.Task, werr.Attempts, errors.Is(err, errUnknownUser), werr)
+	fmt.Printf("\nfailed run %s: task=%q attempts=%d error_type=%v unknown user=%v\n  %v\n",
+		werr.RunID, werr.Task, werr.Attempts, werr.Details["error_type"], errors.Is(err, errUnknownUser), err)
 
 	// A run whose input fails validation never starts a task.
 	_, err = wf.Run(ctx, Request{UserID: "u-42"})
 	if errors.As(err, &werr) {
-		fmt.Printf("\ninvalid input: %v (fields %v)\n", errors.Is(err, workflow.ErrInvalidInput), werr.Details["fields"])
+		fmt.Printf("\ninvalid input: %v (fields %v)\n  %v\n", errors.Is(err, workflow.ErrInvalidInput), werr.Details["fields"], err)
 	}
 
 	history, err := wf.History(ctx)
@@ -137,7 +136,7 @@ func main() {
 	for _, rs := range history {
 		fmt.Printf("  %s %-9s %d events", rs.RunID, rs.State, len(rs.Events))
 		if rs.Error != "" {
-			fmt.Printf("  error: %s", strings.SplitN(rs.Error, "\n", 2)[0])
+			fmt.Printf("  error: %s", rs.Error) // one line, whole
 		}
 		fmt.Println()
 	}
