@@ -23,6 +23,7 @@ type config struct {
 	schedule       *Schedule
 	scheduleInput  *scheduleInput
 	codec          Codec
+	middleware     []func(TaskHandler) TaskHandler
 	errs           []error
 }
 

@@ -36,11 +36,12 @@ type engine struct {
 	plan        *plan
 	cfg         config
 	validateIn  bool
-	validateOut bool    // Out has tags the output task's own check does not cover
-	pos         []int32 // pos[i]: task i's place in RunStatus.Tasks (topological order)
-	persistent  bool    // the store keeps runs past the process: encode, batch
-	jsonCodec   bool    // payloads are JSON, shown in RunStatus
-	observed    bool    // there are hooks or a logger to give events to
+	validateOut bool        // Out has tags the output task's own check does not cover
+	pos         []int32     // pos[i]: task i's place in RunStatus.Tasks (topological order)
+	persistent  bool        // the store keeps runs past the process: encode, batch
+	jsonCodec   bool        // payloads are JSON, shown in RunStatus
+	observed    bool        // there are hooks or a logger to give events to
+	chain       TaskHandler // the middleware around every attempt; nil: none
 
 	mu     sync.Mutex
 	active map[string]*run
@@ -107,6 +108,13 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 	if p != nil {
 		errs = append(errs, checkTags(cfg.validate, p, inType, outType)...)
 	}
+	var mw TaskHandler
+	if len(cfg.middleware) > 0 {
+		var err error
+		if mw, err = chain(cfg.middleware); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, &WorkflowError{
 			Workflow: name,
@@ -124,6 +132,7 @@ func New[In, Out any](name string, tasks Tasks, opts ...Option) (*Workflow[In, O
 		persistent: cfg.store.Persistent(),
 		jsonCodec:  isJSON,
 		observed:   len(cfg.hooks) > 0 || cfg.logger != nil,
+		chain:      mw,
 		active:     map[string]*run{},
 	}
 	o := &p.tasks[p.output]
@@ -1092,7 +1101,11 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			}
 		}
 		hctx.Context, hctx.task, hctx.attempt = ctx, i, n
-		out, err = attempt(hctx, h, in, timeout)
+		if r.e.chain == nil {
+			out, err = attempt(hctx, h, in, timeout)
+		} else {
+			out, err = attempt(hctx, r.viaMiddleware(i, n), in, timeout)
+		}
 		if err == nil && t.validateOut {
 			if werr := r.check(out, t.name, "task output"); werr != nil {
 				return nil, nil, StateFailed, werr, n
