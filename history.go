@@ -280,7 +280,8 @@ type record struct {
 	owned    bool // a Recorder of this store runs it
 	hasInput bool
 	input    any
-	outputs  []any // by position in rs.Tasks; dropped when the run succeeds
+	outputs  []any        // by position in rs.Tasks; dropped when the run succeeds
+	live     *liveOutputs // the engine's outputs, instead of outputs
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -457,11 +458,41 @@ func (s *MemoryStore) Payloads(ctx context.Context, workflow, runID string) (Run
 	defer rec.mu.Unlock()
 	p := RunPayloads{HasInput: rec.hasInput, Input: Payload{Value: rec.input}, Outputs: map[string]Payload{}}
 	for k, t := range rec.rs.Tasks {
-		if t.State == StateSucceeded && k < len(rec.outputs) {
-			p.Outputs[t.Name] = Payload{Value: rec.outputs[k]}
+		if t.State != StateSucceeded {
+			continue
+		}
+		if v, ok := rec.output(k); ok {
+			p.Outputs[t.Name] = Payload{Value: v}
 		}
 	}
 	return p, nil
+}
+
+// output is the output of the task at position k, if the record has it.
+// The caller holds rec.mu.
+func (rec *record) output(k int) (any, bool) {
+	if l := rec.live; l != nil && k < len(l.order) {
+		return l.outputs[l.order[k]], true
+	}
+	if k < len(rec.outputs) {
+		return rec.outputs[k], true
+	}
+	return nil, false
+}
+
+// liveCopy is the outputs of the tasks that succeeded so far, by position,
+// held apart from any engine. The caller holds rec.mu.
+func (rec *record) liveCopy() []any {
+	if rec.live == nil {
+		return rec.outputs
+	}
+	out := make([]any, len(rec.rs.Tasks))
+	for k, t := range rec.rs.Tasks {
+		if t.State == StateSucceeded {
+			out[k], _ = rec.output(k)
+		}
+	}
+	return out
 }
 
 func (s *MemoryStore) find(workflow, runID string) (*record, error) {
@@ -522,7 +553,7 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	}
 	r.rs.apply(ev, task, e.Payload.Data)
 	if task >= 0 {
-		if ev.Type == EventTaskSucceeded && e.Payload.Value != nil {
+		if ev.Type == EventTaskSucceeded && e.Payload.Value != nil && r.live == nil {
 			if r.outputs == nil {
 				r.outputs = make([]any, len(r.rs.Tasks))
 			}
@@ -533,6 +564,12 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	switch ev.Type {
 	case EventRunStarted:
 		r.input, r.hasInput = e.Payload.Value, e.Payload.Value != nil || e.Payload.Data != nil
+		r.live = e.Payload.live
+	case EventRunResumed:
+		if l := e.Payload.live; l != nil {
+			// The resuming engine restored the outputs into its own.
+			r.outputs, r.live = nil, l
+		}
 	case EventRunInterrupted:
 		r.owned = false
 	}
@@ -540,7 +577,7 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 		r.owned = false
 		r.index = nil // an ended run is read, not written: free the index
 		if r.rs.State == StateSucceeded {
-			r.input, r.outputs = nil, nil // nothing to resume
+			r.input, r.outputs, r.live = nil, nil, nil // nothing to resume
 		}
 		r.ended.Store(true)
 		return true, nil
@@ -809,7 +846,7 @@ func (rec *record) keepPayloads(old *record) {
 			return
 		}
 	}
-	rec.hasInput, rec.input, rec.outputs = true, old.input, old.outputs
+	rec.hasInput, rec.input, rec.outputs = true, old.input, old.liveCopy()
 }
 
 // checkRun rejects a run from a snapshot that the store could not use.

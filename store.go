@@ -94,6 +94,19 @@ type Payload struct {
 	// Data is Value encoded by the workflow's Codec; set for a Persistent
 	// store.
 	Data []byte
+
+	// live, from the engine to a MemoryStore only: the run's outputs as
+	// the engine holds them, so that the store keeps them without a copy.
+	live *liveOutputs
+}
+
+// liveOutputs is a run's outputs as its engine holds them: outputs[i] of
+// the task at position k of RunStatus.Tasks is outputs[order[k]]. The
+// engine writes an output before it appends the task's success, and a
+// MemoryStore reads only the outputs of tasks whose success it recorded.
+type liveOutputs struct {
+	outputs []any
+	order   []int32
 }
 
 // RunPayloads is what a store kept of one run's values, for Resume.

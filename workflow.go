@@ -522,6 +522,7 @@ type run struct {
 	input      any
 	handlers   []handlerFunc // per task; nil means the plan's
 	policies   []taskPolicy  // per task; nil means the plan's
+	live       liveOutputs   // outputs, as a MemoryStore reads them
 	outputs    []any
 	base       context.Context // ends on the caller's cancel or the run timeout
 	baseCancel context.CancelCauseFunc
@@ -538,7 +539,7 @@ type run struct {
 	mu          sync.Mutex
 	ctx         context.Context // this pass's: ends when a task fails
 	cancel      context.CancelCauseFunc
-	state       []State
+	state       []taskState
 	attempts    []int32
 	pending     []int32 // unfinished dependencies, this pass
 	running     int     // tasks taken by a goroutine, under way
@@ -625,13 +626,10 @@ func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, err
 		}
 	}
 	n := len(e.plan.tasks)
-	r.state = make([]State, n)
+	r.state = make([]taskState, n) // all tsPending
 	r.attempts = make([]int32, n)
 	r.pending = make([]int32, n)
 	r.outputs = make([]any, n)
-	for i := range r.state {
-		r.state[i] = StatePending
-	}
 	r.base, r.baseCancel = context.WithCancelCause(ctx)
 	if rc.timeout > 0 {
 		r.base, r.stopTimer = context.WithTimeoutCause(r.base, rc.timeout, errRunTimeout)
@@ -689,6 +687,10 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	e.mu.Unlock()
 
 	r.mu.Lock()
+	if !e.persistent {
+		r.live = liveOutputs{outputs: r.outputs, order: e.plan.order}
+		input.live = &r.live
+	}
 	r.record(Event{Type: EventRunStarted}, -1, input)
 	if werr != nil {
 		r.skipRest()
@@ -808,7 +810,12 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	if recovering && rs.State != StateInterrupted {
 		r.emit(Event{Type: EventRunInterrupted, Error: "its process stopped without ending it"})
 	}
-	r.emit(Event{Type: EventRunResumed})
+	var resumed Payload
+	if !e.persistent {
+		r.live = liveOutputs{outputs: r.outputs, order: e.plan.order}
+		resumed.live = &r.live
+	}
+	r.record(Event{Type: EventRunResumed}, -1, resumed)
 	r.beginPass(false)
 	spawn := r.spawnable()
 	r.mu.Unlock()
@@ -846,7 +853,7 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 			if err != nil {
 				return notResumable("task %q: its output: %w", t.Name, err)
 			}
-			r.state[i], r.outputs[i] = StateSucceeded, v
+			r.state[i], r.outputs[i] = tsSucceeded, v
 		case StateInterrupted, StateRunning:
 			if t.Attempts > 0 {
 				if r.prior == nil {
@@ -892,17 +899,17 @@ func (r *run) beginPass(first bool) {
 	r.left = 0
 	r.queue, r.head = r.queue[:0], 0
 	for i := range int32(len(p.tasks)) {
-		if r.state[i] == StateSucceeded {
+		if r.state[i] == tsSucceeded {
 			continue
 		}
-		r.state[i] = StatePending
+		r.state[i] = tsPending
 		r.left++
 		deps := p.deps(i)
 		n := int32(len(deps))
 		if !first {
 			n = 0
 			for _, d := range deps {
-				if r.state[d] != StateSucceeded || (r.unsaved != nil && r.unsaved[d]) {
+				if r.state[d] != tsSucceeded || (r.unsaved != nil && r.unsaved[d]) {
 					n++
 				}
 			}
@@ -979,7 +986,7 @@ func (r *run) takeAt(now time.Time) (i int32, ctx context.Context, begun bool, s
 			if r.prior != nil {
 				n += r.prior[i]
 			}
-			r.state[i] = StateRunning
+			r.state[i] = tsRunning
 			r.attempts[i] = n
 			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: int(n), Time: now})
 			begun = true
@@ -1027,6 +1034,38 @@ func (r *run) goexited(i int32) {
 	next, ctx, begun, spawn := r.finish(i, nil, nil, StateFailed, errGoexit, n)
 	r.spawn(spawn)
 	r.exec(ctx, next, begun)
+}
+
+// taskState is a task's State in the engine, in a byte.
+type taskState uint8
+
+const (
+	tsPending taskState = iota
+	tsRunning
+	tsSucceeded
+	tsFailed
+	tsTimedOut
+	tsCancelled
+	tsSkipped
+)
+
+// taskStateOf is s as a taskState.
+func taskStateOf(s State) taskState {
+	switch s {
+	case StateRunning:
+		return tsRunning
+	case StateSucceeded:
+		return tsSucceeded
+	case StateFailed:
+		return tsFailed
+	case StateTimedOut:
+		return tsTimedOut
+	case StateCancelled:
+		return tsCancelled
+	case StateSkipped:
+		return tsSkipped
+	}
+	return tsPending
 }
 
 // taskPolicy is a task's retry policy and timeout, as a run overrides them.
@@ -1154,7 +1193,7 @@ func (r *run) beginAttempt(i int32, n int) bool {
 	if r.ended || r.ctx.Err() != nil {
 		return false
 	}
-	r.state[i] = StateRunning
+	r.state[i] = tsRunning
 	r.attempts[i] = int32(n)
 	r.emitTask(i, Event{Type: EventTaskStarted, Attempt: n})
 	return true
@@ -1176,7 +1215,7 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 	switch state {
 	case StateSucceeded:
 		r.outputs[i] = out
-		r.state[i] = StateSucceeded
+		r.state[i] = tsSucceeded
 		r.left--
 		now = time.Now()
 		pl := Payload{Value: out, Data: data}
@@ -1193,11 +1232,11 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		}
 	case StateRunning: // stopped before an attempt: the pass is failing
 		if attempts > 0 {
-			r.state[i] = StateCancelled
+			r.state[i] = tsCancelled
 			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: attempts})
 		}
 	default:
-		r.state[i] = state
+		r.state[i] = taskStateOf(state)
 		msg := ""
 		if err != nil {
 			msg = err.Error()
@@ -1291,8 +1330,8 @@ func (r *run) interrupted() {
 		werr = r.runError("cancelled", &libError{msg: cause.Error(), errs: []error{ErrCancelled, cause}})
 	}
 	for _, i := range r.e.plan.order {
-		if r.state[i] == StateRunning {
-			r.state[i] = StateCancelled
+		if r.state[i] == tsRunning {
+			r.state[i] = tsCancelled
 			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: int(r.attempts[i]), Error: werr.Message})
 		}
 	}
@@ -1304,8 +1343,8 @@ func (r *run) interrupted() {
 // r.mu.
 func (r *run) skipRest() {
 	for _, i := range r.e.plan.order {
-		if r.state[i] == StatePending {
-			r.state[i] = StateSkipped
+		if r.state[i] == tsPending {
+			r.state[i] = tsSkipped
 			r.emitTask(i, Event{Type: EventTaskSkipped})
 		}
 	}
@@ -1581,7 +1620,7 @@ func (r *run) flush() {
 		}
 		for _, i := range after {
 			r.unsaved[i] = false
-			if !r.ended && r.failure == nil && r.state[i] == StateSucceeded {
+			if !r.ended && r.failure == nil && r.state[i] == tsSucceeded {
 				r.unblock(i)
 			}
 		}
