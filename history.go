@@ -71,12 +71,27 @@ const (
 
 // Event is one state change of a run or of a task in it.
 type Event struct {
-	Time    time.Time `json:"time"`
-	RunID   string    `json:"run_id"`
-	Task    string    `json:"task,omitempty"` // "" for an event of the run
-	Type    string    `json:"type"`
-	Attempt int       `json:"attempt,omitempty"`
-	Error   string    `json:"error,omitempty"`
+	// Time is when it happened, in UTC.
+	Time time.Time `json:"time"`
+	// RunID is the run's ID; "" for a schedule_skipped event.
+	RunID string `json:"run_id"`
+	// Task is the task's name; "" for an event of the run.
+	Task string `json:"task,omitempty"`
+	// Type is one of the Event… constants.
+	Type string `json:"type"`
+	// Attempt is the number of the task's attempt, for task events:
+	// attempts are numbered from 1 across the whole run, on through
+	// RetryOnFailure passes and resumes.
+	Attempt int `json:"attempt,omitempty"`
+	// Pass is the pass of the run the event belongs to: 1 for the first,
+	// and one more for each RetryOnFailure pass and each Resume (or
+	// Recover), whose run_retrying or run_resumed event begins it.
+	Pass int `json:"pass,omitempty"`
+	// Error is what went wrong, for failure, retry and skip events.
+	Error string `json:"error,omitempty"`
+	// RetryAt is, on a task_retrying event, when the next attempt starts
+	// (in UTC).
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // RunStatus is what is known of one run: its state, each task's, and every
@@ -166,7 +181,8 @@ func (rs *RunStatus) apply(ev *Event, task int, data []byte) {
 		rs.State, rs.EndedAt, rs.Error = StateRunning, time.Time{}, ""
 		for i := range rs.Tasks {
 			if t := &rs.Tasks[i]; t.State != StateSucceeded {
-				*t = TaskStatus{Name: t.Name, State: StatePending}
+				// Attempts go on counting across passes.
+				*t = TaskStatus{Name: t.Name, State: StatePending, Attempts: t.Attempts}
 			}
 		}
 	case EventRunSucceeded, EventRunFailed, EventRunTimedOut, EventRunCancelled:

@@ -29,7 +29,8 @@ var runEnds = map[string]workflow.State{
 // requireCompleteEvents checks the events of an ended run: it starts with
 // run_started; each start or resume is followed by exactly one terminal
 // event, with nothing after the last; every attempt of a task has its
-// task_started, numbered from 1 in each pass; each task ends at most once
+// task_started, numbered from 1 across the run, with the pass it is in;
+// each task ends at most once
 // per pass and skipped tasks never started; times never go back; and the
 // status agrees with the events.
 func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
@@ -38,7 +39,8 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 	require.NotEmpty(t, evs)
 	require.Equal(t, workflow.EventRunStarted, evs[0].Type, "first event")
 	open := false
-	started := map[string]int{} // task → attempts started in this pass
+	started := map[string]int{} // task → attempts started in the run
+	pass := 0
 	ended := map[string]bool{}  // task → ended in this pass
 	last := map[string]string{} // task → its latest end event
 	newPass := func() {
@@ -46,13 +48,17 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 		for task := range ended {
 			if last[task] != workflow.EventTaskSucceeded {
 				delete(ended, task)
-				delete(started, task)
 			}
 		}
 	}
 	for k, ev := range evs {
 		where := fmt.Sprintf("event %d (%s %q #%d) of %v", k, ev.Type, ev.Task, ev.Attempt, eventTypes(evs))
 		require.Equal(t, rs.RunID, ev.RunID, where)
+		switch ev.Type {
+		case workflow.EventRunStarted, workflow.EventRunResumed, workflow.EventRunRetrying:
+			pass++
+		}
+		require.Equal(t, pass, ev.Pass, "the event's pass: %s", where)
 		require.False(t, ev.Time.IsZero(), where)
 		if k > 0 {
 			require.False(t, ev.Time.Before(evs[k-1].Time), "time goes back at %s", where)
@@ -75,7 +81,7 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 			open = false
 		case workflow.EventTaskStarted:
 			require.False(t, ended[ev.Task], "started after it ended: %s", where)
-			require.Equal(t, started[ev.Task]+1, ev.Attempt, "attempts are numbered in order: %s", where)
+			require.Equal(t, started[ev.Task]+1, ev.Attempt, "attempts are numbered in order across the run: %s", where)
 			started[ev.Task] = ev.Attempt
 		case workflow.EventTaskRetrying:
 			require.False(t, ended[ev.Task], where)

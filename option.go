@@ -219,7 +219,7 @@ func OverrideTimeout(task string, d time.Duration) RunOption {
 
 // withTrigger marks a run started by the scheduler.
 func withTrigger(trigger string, scheduledAt time.Time) RunOption {
-	return func(c *runConfig) { c.trigger, c.scheduledAt = trigger, scheduledAt }
+	return func(c *runConfig) { c.trigger, c.scheduledAt = trigger, scheduledAt.UTC() }
 }
 
 // withInputError records the run as failed before any task, with err.

@@ -283,6 +283,7 @@ func TestScheduleFollowsTheWallClockOfItsTimeZone(t *testing.T) {
 		require.Len(t, runs, 1)
 		require.Equal(t, time.Date(2000, 1, 1, 5, 0, 0, 0, time.UTC), runs[0].ScheduledAt.UTC())
 		require.Equal(t, time.Date(2000, 1, 1, 5, 0, 0, 0, time.UTC), runs[0].StartedAt.UTC())
+		require.Equal(t, time.UTC, runs[0].ScheduledAt.Location(), "a run's times are in UTC, whatever the schedule's zone")
 	})
 }
 

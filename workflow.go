@@ -523,6 +523,7 @@ type run struct {
 	handlers   []handlerFunc // per task; nil means the plan's
 	policies   []taskPolicy  // per task; nil means the plan's
 	live       liveOutputs   // outputs, as a MemoryStore reads them
+	pass       int           // of the run, as Event.Pass
 	outputs    []any
 	base       context.Context // ends on the caller's cancel or the run timeout
 	baseCancel context.CancelCauseFunc
@@ -533,7 +534,6 @@ type run struct {
 	timeout    time.Duration
 	done       chan struct{}
 	err        error           // set before done closes
-	prior      []int32         // attempts made before an interruption, per task; nil if none
 	wctx       context.Context // for a Persistent store's appends: the caller's values, no cancel
 
 	mu          sync.Mutex
@@ -582,7 +582,7 @@ func newRunID() string {
 
 func (e *engine) newRun(ctx context.Context, id string, rc runConfig) (*run, error) {
 	r := &run{e: e, id: id, timeout: rc.timeout, retriesLeft: rc.retries, done: make(chan struct{}),
-		fan: runtime.GOMAXPROCS(0)}
+		fan: runtime.GOMAXPROCS(0), pass: 1}
 	if e.persistent {
 		r.wctx = context.WithoutCancel(ctx)
 		r.unsaved = make([]bool, len(e.plan.tasks))
@@ -810,6 +810,7 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	if recovering && rs.State != StateInterrupted {
 		r.emit(Event{Type: EventRunInterrupted, Error: "its process stopped without ending it"})
 	}
+	r.pass++
 	var resumed Payload
 	if !e.persistent {
 		r.live = liveOutputs{outputs: r.outputs, order: e.plan.order}
@@ -836,6 +837,7 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 		return notResumable("its input: %w", err)
 	}
 	r.input = in
+	r.pass = lastPass(rs.Events)
 	seen := make([]bool, len(p.tasks))
 	for _, t := range rs.Tasks {
 		i, ok := p.index[t.Name]
@@ -854,14 +856,8 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 				return notResumable("task %q: its output: %w", t.Name, err)
 			}
 			r.state[i], r.outputs[i] = tsSucceeded, v
-		case StateInterrupted, StateRunning:
-			if t.Attempts > 0 {
-				if r.prior == nil {
-					r.prior = make([]int32, len(p.tasks))
-				}
-				r.prior[i] = int32(t.Attempts)
-			}
 		}
+		r.attempts[i] = int32(t.Attempts) // attempts go on counting
 	}
 	for i, ok := range seen {
 		if !ok {
@@ -869,6 +865,22 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 		}
 	}
 	return nil
+}
+
+// lastPass is the pass of the last of a run's events: its Pass, or, for
+// events recorded without one, the passes begun so far.
+func lastPass(evs []Event) int {
+	if n := len(evs); n > 0 && evs[n-1].Pass > 0 {
+		return evs[n-1].Pass
+	}
+	pass := 0
+	for _, ev := range evs {
+		switch ev.Type {
+		case EventRunStarted, EventRunRetrying, EventRunResumed:
+			pass++
+		}
+	}
+	return max(pass, 1)
 }
 
 // watch ends the run when its base context ends: the caller's cancel, Cancel
@@ -982,10 +994,7 @@ func (r *run) takeAt(now time.Time) (i int32, ctx context.Context, begun bool, s
 		}
 		r.running++
 		if !r.e.plan.tasks[i].validateIn && r.ctx.Err() == nil {
-			n := int32(1)
-			if r.prior != nil {
-				n += r.prior[i]
-			}
+			n := r.attempts[i] + 1
 			r.state[i] = tsRunning
 			r.attempts[i] = n
 			r.emitTask(i, Event{Type: EventTaskStarted, Attempt: int(n), Time: now})
@@ -1119,13 +1128,12 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		}
 	}
 	retry, timeout := r.policy(i)
-	first, limit := 1, retry.attempts()
-	if r.prior != nil && r.prior[i] > 0 {
-		// Attempts interrupted by a stopped process count, and the task
-		// gets at least one more.
-		first = int(r.prior[i]) + 1
-		limit = max(limit, first)
+	// Attempts are numbered across the run; each pass allows the policy's.
+	first := int(r.attempts[i]) + 1
+	if begun {
+		first-- // take has recorded the start of this one
 	}
+	limit := first + retry.attempts() - 1
 	for n = first; ; n++ {
 		if !(n == first && begun) && !r.beginAttempt(i, n) {
 			return nil, nil, StateRunning, nil, n - 1
@@ -1174,12 +1182,14 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		if again, err = retry.retryable(err); !again {
 			return nil, nil, state, err, n
 		}
+		wait := retry.wait(n - first + 1)
 		r.mu.Lock()
 		if !r.ended {
-			r.emitTask(i, Event{Type: EventTaskRetrying, Attempt: n, Error: err.Error()})
+			now := time.Now().UTC()
+			r.emitTask(i, Event{Type: EventTaskRetrying, Attempt: n, Error: err.Error(), Time: now, RetryAt: now.Add(wait)})
 		}
 		r.mu.Unlock()
-		if !sleep(ctx, retry.wait(n-first+1)) {
+		if !sleep(ctx, wait) {
 			return nil, nil, StateCancelled, err, n
 		}
 	}
@@ -1217,7 +1227,7 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		r.outputs[i] = out
 		r.state[i] = tsSucceeded
 		r.left--
-		now = time.Now()
+		now = time.Now().UTC()
 		pl := Payload{Value: out, Data: data}
 		if r.e.persistent {
 			pl.Value = nil
@@ -1282,6 +1292,7 @@ func (r *run) passFailed() {
 	if r.retriesLeft > 0 && r.base.Err() == nil {
 		r.retriesLeft--
 		r.cancel(nil)
+		r.pass++
 		r.emit(Event{Type: EventRunRetrying, Error: r.failure.Error()})
 		r.beginPass(false)
 		return
@@ -1573,9 +1584,9 @@ func (r *run) emitTask(i int32, ev Event) {
 // observe).
 func (r *run) record(ev Event, pos int, pl Payload) {
 	if ev.Time.IsZero() { // else set by the caller, for events of one instant
-		ev.Time = time.Now()
+		ev.Time = time.Now().UTC()
 	}
-	ev.RunID = r.id
+	ev.RunID, ev.Pass = r.id, r.pass
 	e := r.e
 	switch {
 	case r.broken != nil: // nothing more is written

@@ -102,13 +102,14 @@ func scanEvents(ctx context.Context, st *sql.Stmt, runID string, seq, folded int
 			at         sql.NullInt64
 			task       sql.NullInt64
 			otherRun   sql.NullString
+			retryAt    sql.NullInt64
 			hasPayload bool
 			payload    []byte
 		)
-		if err := rows.Scan(&n, &at, &task, &ev.Type, &ev.Attempt, &ev.Error, &otherRun, &hasPayload, &payload); err != nil {
+		if err := rows.Scan(&n, &at, &task, &ev.Type, &ev.Attempt, &ev.Error, &otherRun, &ev.Pass, &retryAt, &hasPayload, &payload); err != nil {
 			return err
 		}
-		ev.Time = fromNanos(at)
+		ev.Time, ev.RetryAt = fromNanos(at), fromNanos(retryAt)
 		if otherRun.Valid {
 			ev.RunID = otherRun.String
 		}

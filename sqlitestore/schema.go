@@ -8,7 +8,7 @@ import (
 
 // schemaVersion is the version of the schema this package writes, kept in
 // PRAGMA user_version. migrations[v] takes a file from version v to v+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // applicationID marks the file as a workflow store (PRAGMA application_id),
 // so that Open refuses another application's SQLite database.
@@ -75,6 +75,11 @@ CREATE TABLE events (
 	payload BLOB,
 	PRIMARY KEY (run_seq, n)
 ) WITHOUT ROWID;
+`,
+	// Version 2: Event.Pass and Event.RetryAt.
+	1: `
+ALTER TABLE events ADD COLUMN pass INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN retry_at INTEGER;
 `,
 }
 

@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/b3b01171/workflow"
 	"github.com/b3b01171/workflow/sqlitestore"
 )
 
@@ -21,7 +23,7 @@ func TestOpenRefusesAFileOfANewerSchema(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = sqlitestore.Open(path)
-	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 1")
+	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 2")
 }
 
 func TestOpenRefusesAFileThatIsNotADatabase(t *testing.T) {
@@ -54,6 +56,31 @@ func TestOpenCreatesTheSchemaInAnEmptyDatabase(t *testing.T) {
 	var version, app int64
 	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
 	require.NoError(t, db.QueryRow("PRAGMA application_id").Scan(&app))
-	require.Equal(t, int64(1), version)
+	require.Equal(t, int64(2), version)
 	require.NotZero(t, app)
+}
+
+func TestOpenMigratesAVersion1File(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	s, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	rec, err := s.Create(context.Background(), newRun("wf", "r1", "a"))
+	require.NoError(t, err)
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	require.NoError(t, rec.Append(context.Background(), []workflow.Entry{
+		{Event: workflow.Event{Time: at, RunID: "r1", Type: workflow.EventRunStarted, Pass: 1}, Index: -1},
+	}))
+	require.NoError(t, s.Close())
+	// Back to version 1: events had neither pass nor retry_at.
+	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN pass; ALTER TABLE events DROP COLUMN retry_at; PRAGMA user_version = 1`)
+	require.NoError(t, err)
+
+	s = open(t, path)
+	rs, err := s.Get(context.Background(), "wf", "r1")
+	require.NoError(t, err)
+	require.Equal(t, []workflow.Event{{Time: at, RunID: "r1", Type: workflow.EventRunStarted}}, rs.Events, "an event of version 1 has no pass")
+	var version int64
+	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, int64(2), version)
 }

@@ -103,6 +103,9 @@ type run struct {
 	// want is the run as folding the entries appended so far with
 	// RunStatus.Apply gives it.
 	want workflow.RunStatus
+	// pass is the pass of the entries built next, as the engine numbers
+	// them (Event.Pass).
+	pass int
 	// input and outputs are the payloads appended: the run's input, and
 	// the output of each task's last success.
 	input    workflow.Payload
@@ -191,7 +194,13 @@ type (
 
 // event is an event of the run with no payload.
 func (r *run) event(typ, errText string) workflow.Entry {
-	return workflow.Entry{Event: workflow.Event{Time: r.f.now(), RunID: r.want.RunID, Type: typ, Error: errText}, Index: -1}
+	switch typ {
+	case workflow.EventRunStarted:
+		r.pass = 1
+	case workflow.EventRunResumed, workflow.EventRunRetrying:
+		r.pass++
+	}
+	return workflow.Entry{Event: workflow.Event{Time: r.f.now(), RunID: r.want.RunID, Type: typ, Error: errText, Pass: r.pass}, Index: -1}
 }
 
 // started is run_started with the run's input.
@@ -208,10 +217,14 @@ func (r *run) interrupted() workflow.Entry {
 
 // task is an event of the named task with no payload.
 func (r *run) task(name, typ string, attempt int, errText string) workflow.Entry {
-	return workflow.Entry{
-		Event: workflow.Event{Time: r.f.now(), RunID: r.want.RunID, Task: name, Type: typ, Attempt: attempt, Error: errText},
+	e := workflow.Entry{
+		Event: workflow.Event{Time: r.f.now(), RunID: r.want.RunID, Task: name, Type: typ, Attempt: attempt, Error: errText, Pass: r.pass},
 		Index: r.pos(name),
 	}
+	if typ == workflow.EventTaskRetrying {
+		e.RetryAt = e.Time.Add(1500 * time.Millisecond)
+	}
+	return e
 }
 
 // succeeded is task_succeeded with the task's output.

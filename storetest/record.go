@@ -176,6 +176,9 @@ func runInterruptedInterruptsRunningTasks(f *fixture) {
 	r.check()
 }
 
+// runResumedResetsUnfinishedTasks: run_resumed makes every task that did
+// not succeed pending again, keeping the count of its attempts (attempts
+// are numbered across the run).
 func runResumedResetsUnfinishedTasks(f *fixture) {
 	r := f.create("r1", "fetch", "charge", "ship")
 	r.append(r.started(order{ID: 1}), r.task("fetch", workflow.EventTaskStarted, 1, ""), r.succeeded("fetch", 1, "fetched"),
@@ -183,6 +186,7 @@ func runResumedResetsUnfinishedTasks(f *fixture) {
 	r.append(r.interrupted())
 	resumed := func() {
 		f.t.Helper()
+		before := f.get(flow, "r1")
 		r.reopen()
 		r.append(r.event(workflow.EventRunResumed, ""))
 		got := f.get(flow, "r1")
@@ -193,10 +197,11 @@ func runResumedResetsUnfinishedTasks(f *fixture) {
 		if got.Tasks[0].State != workflow.StateSucceeded {
 			f.t.Fatalf("after run_resumed fetch, which succeeded, is %s", got.Tasks[0].State)
 		}
-		for _, t := range got.Tasks[1:] {
-			if t.State != workflow.StatePending || t.Attempts != 0 || !t.StartedAt.IsZero() || !t.EndedAt.IsZero() || t.Error != "" {
-				f.t.Fatalf("after run_resumed the unfinished task %q is %s after %d attempts, error %q; want pending afresh",
-					t.Name, t.State, t.Attempts, t.Error)
+		for k, t := range got.Tasks[1:] {
+			// Pending afresh, its attempts counting on.
+			if t.State != workflow.StatePending || t.Attempts != before.Tasks[k+1].Attempts || !t.StartedAt.IsZero() || !t.EndedAt.IsZero() || t.Error != "" {
+				f.t.Fatalf("after run_resumed the unfinished task %q is %s after %d attempts, error %q; want pending afresh after %d attempts",
+					t.Name, t.State, t.Attempts, t.Error, before.Tasks[k+1].Attempts)
 			}
 		}
 		r.check()
