@@ -298,6 +298,7 @@ type record struct {
 	input    any
 	outputs  []any        // by position in rs.Tasks; dropped when the run succeeds
 	live     *liveOutputs // the engine's outputs, instead of outputs
+	result   any          // the run's output, once it succeeded
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -472,7 +473,8 @@ func (s *MemoryStore) Payloads(ctx context.Context, workflow, runID string) (Run
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	p := RunPayloads{HasInput: rec.hasInput, Input: Payload{Value: rec.input}, Outputs: map[string]Payload{}}
+	p := RunPayloads{HasInput: rec.hasInput, Input: Payload{Value: rec.input}, Outputs: map[string]Payload{},
+		Output: Payload{Value: rec.result}}
 	for k, t := range rec.rs.Tasks {
 		if t.State != StateSucceeded {
 			continue
@@ -594,6 +596,7 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 		r.index = nil // an ended run is read, not written: free the index
 		if r.rs.State == StateSucceeded {
 			r.input, r.outputs, r.live = nil, nil, nil // nothing to resume
+			r.result = e.Payload.Value
 		}
 		r.ended.Store(true)
 		return true, nil

@@ -117,6 +117,11 @@ type RunPayloads struct {
 	Input    Payload
 	// Outputs holds the outputs of the run's succeeded tasks, by task name.
 	Outputs map[string]Payload
+	// Output is the run's output once it succeeded, when the store keeps
+	// it apart from its tasks' outputs (MemoryStore keeps only this one
+	// once a run has succeeded); empty otherwise, and the engine then
+	// reads the output task's.
+	Output Payload
 }
 
 // MaxPayloadSize is the largest encoded input or output, in bytes, that

@@ -471,6 +471,98 @@ func (w *Workflow[In, Out]) History(ctx context.Context, opts ...HistoryOption) 
 	return runs, nil
 }
 
+// Wait waits for the run runID of this workflow to end, and returns its
+// output, or its error, as Run does: a run started by Start, Resume, the
+// Scheduler or Scheduler.Trigger, whose ID is all the caller has. For a run
+// that has already ended it returns at once: the output from memory, or
+// decoded from a store that keeps payloads; the error rebuilt from the
+// store (a *WorkflowError naming the failed task, wrapping ErrCancelled or
+// ErrTimeout as the run ended). It wraps ErrNotFound for an unknown run,
+// and ErrRunElsewhere for a run under way in another Workflow value or
+// process. If ctx ends first, Wait returns ctx's error and the run goes on.
+func (w *Workflow[In, Out]) Wait(ctx context.Context, runID string) (Out, error) {
+	var zero Out
+	e, err := w.engine()
+	if err != nil {
+		return zero, err
+	}
+	if ctx == nil {
+		return zero, e.nilContext("Wait")
+	}
+	if r := e.activeRun(runID); r != nil {
+		return (&Execution[Out]{r: r}).Wait(ctx)
+	}
+	rs, err := e.cfg.store.Get(ctx, e.name, runID)
+	if err != nil || runID == "" {
+		return zero, e.lookupError("Wait", runID, err)
+	}
+	if !rs.State.Ended() {
+		if r := e.activeRun(runID); r != nil { // started meanwhile
+			return (&Execution[Out]{r: r}).Wait(ctx)
+		}
+		return zero, opError(e.name, runID, "Wait", newError(ErrRunElsewhere, "the run is %s, in another Workflow value or process", rs.State))
+	}
+	if rs.State != StateSucceeded {
+		return zero, e.storedError(&rs)
+	}
+	pl, err := e.cfg.store.Payloads(ctx, e.name, runID)
+	if err != nil {
+		return zero, opError(e.name, runID, "Wait", err)
+	}
+	p := pl.Output
+	if p.Value == nil && p.Data == nil {
+		var ok bool
+		if p, ok = pl.Outputs[e.plan.names[e.plan.output]]; !ok {
+			return zero, opError(e.name, runID, "Wait", newError(ErrNotFound, "the store keeps no output for the run"))
+		}
+	}
+	v, err := e.value(p, e.plan.outType)
+	if err != nil {
+		return zero, opError(e.name, runID, "Wait", err)
+	}
+	out, _ := v.(Out) // nil stays the zero Out
+	return out, nil
+}
+
+// storedError is the error of an ended run that did not succeed, rebuilt
+// from what the store holds.
+func (e *engine) storedError(rs *RunStatus) *WorkflowError {
+	werr := &WorkflowError{Workflow: e.name, RunID: rs.RunID}
+	var sentinel error
+	switch rs.State {
+	case StateCancelled:
+		sentinel, werr.what = ErrCancelled, "cancelled"
+	case StateTimedOut:
+		sentinel, werr.what = ErrTimeout, "timed out"
+	case StateInterrupted:
+		sentinel, werr.what = ErrNotResumable, "interrupted"
+	default:
+		werr.what = "failed"
+	}
+	for _, t := range rs.Tasks {
+		if t.State == StateFailed || t.State == StateTimedOut {
+			werr.Task, werr.Attempts, werr.Message = t.Name, t.Attempts, t.Error
+			werr.what = ""
+			if t.State == StateTimedOut {
+				sentinel, werr.what = ErrTimeout, "timed out"
+			}
+			werr.Details = map[string]any{"attempts": t.Attempts, "state": t.State}
+			break
+		}
+	}
+	if werr.Message == "" {
+		var prefix strings.Builder
+		writePrefix(&prefix, e.name, rs.RunID)
+		werr.Message = strings.TrimPrefix(strings.TrimPrefix(rs.Error, prefix.String()), ": ")
+	}
+	cause := errors.New(werr.Message)
+	if sentinel != nil {
+		cause = &libError{msg: werr.Message, errs: []error{sentinel, cause}}
+	}
+	werr.Err = cause
+	return werr
+}
+
 // ID returns the run's ID.
 func (x *Execution[Out]) ID() string { return x.r.id }
 
@@ -1371,7 +1463,11 @@ func (r *run) end(state State, werr *WorkflowError) {
 		ev.Error = werr.Error()
 	}
 	r.ended, r.ending, r.endState = true, true, state
-	r.emit(ev) // a failed write replaces r.err
+	var out Payload
+	if state == StateSucceeded && !r.e.persistent {
+		out.Value = r.outputs[r.e.plan.output] // for Wait by run ID, later
+	}
+	r.record(ev, -1, out) // a failed write replaces r.err
 	r.ending = false
 	if r.stopWatch != nil {
 		r.stopWatch()
