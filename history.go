@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,12 @@ type TaskStatus struct {
 // rs.Tasks, or -1 for a run event; data is the entry's encoded payload.
 func (rs *RunStatus) apply(ev *Event, task int, data []byte) {
 	rs.Events = append(rs.Events, *ev)
+	rs.fold(ev, task, data)
+}
+
+// fold is apply without recording the event in rs.Events: the change of
+// state alone.
+func (rs *RunStatus) fold(ev *Event, task int, data []byte) {
 	if task >= 0 {
 		t := &rs.Tasks[task]
 		switch ev.Type {
@@ -296,9 +303,11 @@ type record struct {
 	owned    bool // a Recorder of this store runs it
 	hasInput bool
 	input    any
-	outputs  []any        // by position in rs.Tasks; dropped when the run succeeds
-	live     *liveOutputs // the engine's outputs, instead of outputs
-	result   any          // the run's output, once it succeeded
+	evs      []mevent      // the run's events; rs.Events is nil
+	odd      map[int]Event // events mevent cannot hold, by index in evs
+	outputs  []any         // by position in rs.Tasks; dropped when the run succeeds
+	live     *liveOutputs  // the engine's outputs, instead of outputs
+	result   any           // the run's output, once it succeeded
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -321,9 +330,7 @@ func (s *MemoryStore) Create(ctx context.Context, run RunStatus) (Recorder, erro
 		return nil, fmt.Errorf("%w: a run needs a workflow name and a run ID", ErrInvalidInput)
 	}
 	rec := &record{rs: run, owned: !run.State.Ended()}
-	if run.Events == nil {
-		rec.rs.Events = make([]Event, 0, 2*len(run.Tasks)+2)
-	}
+	rec.takeEvents(2*len(run.Tasks) + 2)
 	rec.ended.Store(run.State.Ended())
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -569,7 +576,8 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	r.rs.apply(ev, task, e.Payload.Data)
+	r.rs.fold(ev, task, e.Payload.Data)
+	r.addEvent(ev, task)
 	if task >= 0 {
 		if ev.Type == EventTaskSucceeded && e.Payload.Value != nil && r.live == nil {
 			if r.outputs == nil {
@@ -640,7 +648,7 @@ func (s *MemoryStore) Get(ctx context.Context, workflow, runID string) (RunStatu
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	return rec.rs.clone(), nil
+	return rec.full(), nil
 }
 
 // task returns the status of one task of a run (runID "": the most recent)
@@ -704,7 +712,7 @@ func (s *MemoryStore) List(ctx context.Context, workflow string, q HistoryQuery)
 			if q.Summary {
 				out = append(out, rec.rs.summary())
 			} else {
-				out = append(out, rec.rs.clone())
+				out = append(out, rec.full())
 			}
 		}
 		rec.mu.Unlock()
@@ -734,7 +742,7 @@ func (s *MemoryStore) Snapshot(w io.Writer) error {
 		for e := s.flows[name].order.Front(); e != nil; e = e.Next() {
 			rec := e.Value.(*record)
 			rec.mu.Lock()
-			snap.Runs = append(snap.Runs, rec.rs.clone())
+			snap.Runs = append(snap.Runs, rec.full())
 			rec.mu.Unlock()
 		}
 	}
@@ -781,6 +789,7 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 				Error: "restored from a snapshot taken while it ran"}, -1, nil)
 		}
 		rec := &record{rs: run, restored: true}
+		rec.takeEvents(0)
 		rec.ended.Store(run.State.Ended())
 		if byFlow[run.Workflow] == nil {
 			names = append(names, run.Workflow)
@@ -891,4 +900,116 @@ func checkRun(rs *RunStatus, seen map[[2]string]bool) error {
 		names[t.Name] = true
 	}
 	return nil
+}
+
+// A MemoryStore keeps each event in 48 bytes instead of an Event's 128:
+// the run's ID and the task's name are the record's, the type a byte, the
+// times unix nanoseconds (given back in UTC). An event that does not fit
+// (another run's ID, a task name that is not its position's, an unknown
+// type, a time outside 1678–2262) is kept whole in record.odd.
+type mevent struct {
+	at, retryAt int64 // unix nanoseconds; noTime for the zero time
+	err         string
+	attempt     int32
+	pass        int32
+	task        int32 // position in the run's Tasks; -1 for a run event
+	typ         uint8 // index in eventTypes; 0: the event is in record.odd
+}
+
+// noTime stands for the zero time in an mevent.
+const noTime = math.MinInt64
+
+// eventTypes are the event types an mevent names by index (0 is unused).
+var eventTypes = [...]string{"", EventRunStarted, EventRunRetrying, EventRunResumed, EventRunInterrupted,
+	EventRunSucceeded, EventRunFailed, EventRunTimedOut, EventRunCancelled, EventTaskStarted,
+	EventTaskRetrying, EventTaskSucceeded, EventTaskFailed, EventTaskTimedOut, EventTaskCancelled,
+	EventTaskSkipped, EventScheduleSkipped}
+
+// eventType is the index of typ in eventTypes, 0 if it has none.
+func eventType(typ string) uint8 {
+	for k := 1; k < len(eventTypes); k++ {
+		if eventTypes[k] == typ {
+			return uint8(k)
+		}
+	}
+	return 0
+}
+
+// nanosOf is t as an mevent keeps it, and whether it fits.
+func nanosOf(t time.Time) (int64, bool) {
+	if t.IsZero() {
+		return noTime, true
+	}
+	if y := t.Year(); y < 1678 || y > 2261 {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// timeOf is the inverse of nanosOf, in UTC.
+func timeOf(n int64) time.Time {
+	if n == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// addEvent records ev, of the task at position task (-1: the run). The
+// caller holds rec.mu.
+func (rec *record) addEvent(ev *Event, task int) {
+	m := mevent{err: ev.Error, attempt: int32(ev.Attempt), pass: int32(ev.Pass), task: int32(task), typ: eventType(ev.Type)}
+	at, ok1 := nanosOf(ev.Time)
+	retryAt, ok2 := nanosOf(ev.RetryAt)
+	m.at, m.retryAt = at, retryAt
+	name := ""
+	if task >= 0 {
+		name = rec.rs.Tasks[task].Name
+	}
+	if !ok1 || !ok2 || m.typ == 0 || ev.RunID != rec.rs.RunID || ev.Task != name ||
+		int(m.attempt) != ev.Attempt || int(m.pass) != ev.Pass {
+		if rec.odd == nil {
+			rec.odd = map[int]Event{}
+		}
+		rec.odd[len(rec.evs)] = *ev
+		m = mevent{}
+	}
+	rec.evs = append(rec.evs, m)
+}
+
+// takeEvents moves rs.Events into the record's own form, with room for n
+// events. The caller holds rec.mu, or is the only one to see rec.
+func (rec *record) takeEvents(n int) {
+	rec.evs = make([]mevent, 0, max(n, len(rec.rs.Events)))
+	evs := rec.rs.Events
+	rec.rs.Events = nil
+	for k := range evs {
+		task := -1
+		if evs[k].Task != "" {
+			if pos, err := rec.position(evs[k].Task); err == nil {
+				task = pos
+			}
+		}
+		rec.addEvent(&evs[k], task)
+	}
+}
+
+// full is the run with its events, sharing no memory with the record. The
+// caller holds rec.mu.
+func (rec *record) full() RunStatus {
+	c := rec.rs.clone()
+	c.Events = make([]Event, len(rec.evs))
+	for k, m := range rec.evs {
+		if m.typ == 0 {
+			c.Events[k] = rec.odd[k]
+			continue
+		}
+		ev := &c.Events[k]
+		ev.Time, ev.RetryAt = timeOf(m.at), timeOf(m.retryAt)
+		ev.RunID, ev.Type, ev.Error = rec.rs.RunID, eventTypes[m.typ], m.err
+		ev.Attempt, ev.Pass = int(m.attempt), int(m.pass)
+		if m.task >= 0 {
+			ev.Task = rec.rs.Tasks[m.task].Name
+		}
+	}
+	return c
 }

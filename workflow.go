@@ -859,6 +859,10 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	_, active := e.active[runID]
 	e.mu.Unlock()
 	switch {
+	case recovering && (active || rs.State.Ended()):
+		// Listed as an orphan, then resumed (and maybe ended) by another
+		// process or Workflow value before this one came to it.
+		return nil, errClaimedElsewhere
 	case active:
 		return fail(newError(ErrNotResumable, "it is still running"))
 	case rs.State == StateSucceeded:
