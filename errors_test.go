@@ -59,21 +59,6 @@ func TestWorkflowErrorUnwrapsToItsCause(t *testing.T) {
 	assert.Nil(t, (&workflow.WorkflowError{}).Unwrap())
 }
 
-func TestSentinelErrorsAreDistinct(t *testing.T) {
-	sentinels := []error{
-		workflow.ErrInvalidWorkflow, workflow.ErrCycle, workflow.ErrUnknownDependency, workflow.ErrDuplicateTask,
-		workflow.ErrTypeMismatch, workflow.ErrInvalidInput, workflow.ErrTimeout, workflow.ErrPanic,
-		workflow.ErrNotFound, workflow.ErrCancelled, workflow.ErrRunEnded, workflow.ErrNotResumable,
-	}
-	for i, a := range sentinels {
-		for j, b := range sentinels {
-			if i != j {
-				assert.False(t, errors.Is(a, b), "%v is %v", a, b)
-			}
-		}
-	}
-}
-
 func TestDefinitionErrorListsEachProblemInDetails(t *testing.T) {
 	_, err := workflow.New[int, int]("w", workflow.Tasks{intTask("a", "ghost"), intTask("a")}, workflow.WithOutput("a"))
 

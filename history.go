@@ -98,16 +98,24 @@ type Event struct {
 // RunStatus is what is known of one run: its state, each task's, and every
 // event so far.
 type RunStatus struct {
-	RunID    string `json:"run_id"`
+	// RunID identifies the run among its workflow's.
+	RunID string `json:"run_id"`
+	// Workflow is the workflow's name.
 	Workflow string `json:"workflow"`
-	State    State  `json:"state"`
+	// State is the run's: pending, running, interrupted, or how it ended.
+	State State `json:"state"`
 	// Trigger is "manual" or "schedule".
 	Trigger string `json:"trigger"`
-	// ScheduledAt is the cron fire time of a scheduled run; zero otherwise.
+	// ScheduledAt is the cron fire time of a scheduled run, in UTC; zero
+	// otherwise.
 	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
-	StartedAt   time.Time `json:"started_at,omitzero"`
-	EndedAt     time.Time `json:"ended_at,omitzero"`
-	Error       string    `json:"error,omitempty"`
+	// StartedAt is when the run started (its run_started event), in UTC.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// EndedAt is when it last ended, in UTC; zero while it is under way.
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Error is the error of a run that did not succeed, as its terminal
+	// event gives it.
+	Error string `json:"error,omitempty"`
 	// Input and Output are the run's input and output as the workflow's
 	// Codec encoded them, when the store is Persistent and the Codec is
 	// JSONCodec; nil otherwise. Output is set once the run succeeded.
@@ -129,12 +137,20 @@ func (rs RunStatus) Task(name string) (TaskStatus, bool) {
 
 // TaskStatus is what is known of one task in a run.
 type TaskStatus struct {
-	Name      string    `json:"name"`
-	State     State     `json:"state"`
-	Attempts  int       `json:"attempts"`
+	// Name is the task's.
+	Name string `json:"name"`
+	// State is the task's in the run's current (or last) pass.
+	State State `json:"state"`
+	// Attempts is the number of the task's last attempt: attempts are
+	// numbered across the whole run, passes and resumes included.
+	Attempts int `json:"attempts"`
+	// StartedAt is when the task's first attempt of the current (or last)
+	// pass started, in UTC.
 	StartedAt time.Time `json:"started_at,omitzero"`
-	EndedAt   time.Time `json:"ended_at,omitzero"`
-	Error     string    `json:"error,omitempty"`
+	// EndedAt is when it ended, in UTC; zero while it has not.
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Error is the error of its last attempt that failed.
+	Error string `json:"error,omitempty"`
 	// Output is the task's output as the workflow's Codec encoded it, when
 	// the task succeeded, the store is Persistent and the Codec is
 	// JSONCodec; nil otherwise.

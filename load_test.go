@@ -331,6 +331,9 @@ func TestLoadRetentionDropsTheOldestRunsOnly(t *testing.T) {
 // first few thousand: retention and the bounded resume cache hold memory
 // steady.
 func TestMemoryHeapReturnsToBaselineAfterManyRuns(t *testing.T) {
+	if !*soakLong {
+		t.Skip("a heap measure: run with -soak")
+	}
 	defer goleak.VerifyNone(t)
 	total := 100_000
 	if testing.Short() {

@@ -211,8 +211,10 @@ func (w *Workflow[In, Out]) scheduled() (*engine, any, error) {
 
 // ScheduleEntry describes one workflow registered with a Scheduler.
 type ScheduleEntry struct {
+	// Workflow is the registered workflow's name.
 	Workflow string
-	Cron     string
+	// Cron is the schedule's cron text, as given.
+	Cron string
 	// Timezone is the IANA name of the zone the schedule follows ("UTC"
 	// when Schedule.Timezone is empty).
 	Timezone string
