@@ -1,6 +1,6 @@
 module github.com/b3b01171/workflow/sqlitestore
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/b3b01171/workflow v0.0.0
