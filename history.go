@@ -943,6 +943,12 @@ var eventTypes = [...]string{"", EventRunStarted, EventRunRetrying, EventRunResu
 
 // eventType is the index of typ in eventTypes, 0 if it has none.
 func eventType(typ string) uint8 {
+	switch typ { // the common ones first, without a loop
+	case EventTaskStarted:
+		return 9
+	case EventTaskSucceeded:
+		return 11
+	}
 	for k := 1; k < len(eventTypes); k++ {
 		if eventTypes[k] == typ {
 			return uint8(k)
@@ -951,12 +957,18 @@ func eventType(typ string) uint8 {
 	return 0
 }
 
+// The instants unix nanoseconds can hold.
+var (
+	minNanos = time.Unix(0, math.MinInt64+1)
+	maxNanos = time.Unix(0, math.MaxInt64)
+)
+
 // nanosOf is t as an mevent keeps it, and whether it fits.
 func nanosOf(t time.Time) (int64, bool) {
 	if t.IsZero() {
 		return noTime, true
 	}
-	if y := t.Year(); y < 1678 || y > 2261 {
+	if t.Before(minNanos) || t.After(maxNanos) {
 		return 0, false
 	}
 	return t.UnixNano(), true
