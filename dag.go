@@ -1,15 +1,12 @@
 package workflow
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	plandesc "github.com/b3b01171/workflow/internal/plan"
 )
 
 // node is one task of a plan: its spec plus what New decided once about it.
@@ -340,75 +337,4 @@ func tagged(t reflect.Type, seen map[reflect.Type]bool) bool {
 		}
 	}
 	return false
-}
-
-// describer is satisfied by every *Workflow; internal/plan reaches it
-// through plan.Describe, set below.
-type describer interface{ describe() *plandesc.Plan }
-
-func init() {
-	plandesc.Describe = func(w any) (*plandesc.Plan, error) {
-		d, ok := w.(describer)
-		if !ok || reflect.ValueOf(w).IsNil() {
-			return nil, plandesc.ErrNotWorkflow
-		}
-		if p := d.describe(); p != nil {
-			return p, nil
-		}
-		return nil, plandesc.ErrNotWorkflow
-	}
-}
-
-func (w *Workflow[In, Out]) describe() *plandesc.Plan {
-	if w == nil || w.e == nil {
-		return nil
-	}
-	e := w.e
-	p := e.plan
-	d := &plandesc.Plan{
-		Workflow: e.name,
-		In:       p.inType,
-		Out:      p.outType,
-		Output:   p.names[p.output],
-		Tasks:    make([]plandesc.Task, 0, len(p.order)),
-	}
-	for _, i := range p.order {
-		t := &p.tasks[i]
-		h := t.handler
-		d.Tasks = append(d.Tasks, plandesc.Task{
-			Name:         t.name,
-			Dependencies: slices.Clone(t.deps),
-			In:           t.in,
-			Out:          t.out,
-			Timeout:      t.timeout,
-			Retry: plandesc.Retry{
-				Attempts: t.retry.Attempts, Delay: t.retry.Delay, Backoff: t.retry.Backoff,
-				MaxDelay: t.retry.MaxDelay, Jitter: t.retry.Jitter, RetryIf: t.retry.RetryIf,
-			},
-			Call: func(ctx context.Context, in any) (any, error) { return call(ctx, h, in) },
-		})
-	}
-	d.Input = func(task string, in any, outputs map[string]any) (any, error) {
-		i, ok := p.index[task]
-		if !ok {
-			return nil, opError(e.name, "", "", newError(ErrNotFound, "no task %q", task))
-		}
-		deps := p.deps(i)
-		if len(deps) == 0 {
-			return in, nil
-		}
-		vals := make([]any, len(p.tasks))
-		for _, dep := range deps {
-			v, ok := outputs[p.names[dep]]
-			if !ok {
-				return nil, opError(e.name, "", "", newError(ErrNotFound, "task %q needs the output of %q", task, p.names[dep]))
-			}
-			vals[dep] = v
-		}
-		if p.tasks[i].in == inputsType {
-			return Inputs{p: p, task: i, outputs: vals}, nil
-		}
-		return vals[deps[0]], nil
-	}
-	return d
 }
