@@ -474,9 +474,9 @@ func TestInfoSaysWhichRunTaskAndAttemptAHandlerCallIs(t *testing.T) {
 		_, err := w.Run(t.Context(), 1, workflow.WithRunID("r-1"))
 		require.NoError(t, err)
 		assert.Equal(t, []workflow.RunInfo{
-			{Workflow: "info", RunID: "r-1", Task: "flaky", Attempt: 1},
-			{Workflow: "info", RunID: "r-1", Task: "flaky", Attempt: 2},
-			{Workflow: "info", RunID: "r-1", Task: "next", Attempt: 1},
+			{Workflow: "info", RunID: "r-1", Task: "flaky", Trigger: "manual", Attempt: 1},
+			{Workflow: "info", RunID: "r-1", Task: "flaky", Trigger: "manual", Attempt: 2},
+			{Workflow: "info", RunID: "r-1", Task: "next", Trigger: "manual", Attempt: 1},
 		}, seen)
 		_, ok := workflow.Info(t.Context())
 		assert.False(t, ok, "a context from elsewhere carries no RunInfo")

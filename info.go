@@ -5,6 +5,8 @@ import "context"
 // RunInfo says which run, task and attempt a handler call is.
 type RunInfo struct {
 	Workflow, RunID, Task string
+	// Trigger is the run's RunStatus.Trigger: "manual" or "schedule".
+	Trigger string
 	// Attempt counts from 1, and goes on counting across an interruption.
 	Attempt int
 }
@@ -21,7 +23,7 @@ func Info(ctx context.Context) (RunInfo, bool) {
 	if !ok {
 		return RunInfo{}, false
 	}
-	return RunInfo{Workflow: c.r.e.name, RunID: c.r.id, Task: c.r.e.plan.names[c.task], Attempt: c.attempt}, true
+	return RunInfo{Workflow: c.r.e.name, RunID: c.r.id, Task: c.r.e.plan.names[c.task], Trigger: c.r.trigger, Attempt: c.attempt}, true
 }
 
 type infoKey struct{}

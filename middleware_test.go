@@ -80,8 +80,8 @@ func TestMiddlewareSeesTheCallAndMayChangeItsInput(t *testing.T) {
 		{Workflow: "mw-call", RunID: "r", Task: "b", Attempt: 1, Input: 2},
 	}, seen)
 	assert.Equal(t, []workflow.RunInfo{
-		{Workflow: "mw-call", RunID: "r", Task: "a", Attempt: 1},
-		{Workflow: "mw-call", RunID: "r", Task: "b", Attempt: 1},
+		{Workflow: "mw-call", RunID: "r", Task: "a", Trigger: "manual", Attempt: 1},
+		{Workflow: "mw-call", RunID: "r", Task: "b", Trigger: "manual", Attempt: 1},
 	}, infos)
 }
 

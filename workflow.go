@@ -616,6 +616,7 @@ type run struct {
 	policies   []taskPolicy  // per task; nil means the plan's
 	live       liveOutputs   // outputs, as a MemoryStore reads them
 	pass       int           // of the run, as Event.Pass
+	trigger    string        // RunStatus.Trigger
 	outputs    []any
 	base       context.Context // ends on the caller's cancel or the run timeout
 	baseCancel context.CancelCauseFunc
@@ -745,7 +746,7 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	if err != nil {
 		return nil, err
 	}
-	r.input = in
+	r.input, r.trigger = in, rc.trigger
 	var werr *WorkflowError
 	var input Payload
 	switch {
@@ -932,7 +933,7 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 	if err != nil {
 		return notResumable("its input: %w", err)
 	}
-	r.input = in
+	r.input, r.trigger = in, rs.Trigger
 	r.pass = lastPass(rs.Events)
 	seen := make([]bool, len(p.tasks))
 	for _, t := range rs.Tasks {

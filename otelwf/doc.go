@@ -27,8 +27,8 @@
 // It is built on the workflow's public seams only: workflow.WithMiddleware
 // for the attempts, in their context, and workflow.WithHook for the runs'
 // events. A hook's Event carries neither the workflow's name nor the run's
-// trigger, so the name is learned from the workflow's first attempt (a run
-// that ends before any attempt of its workflow has run has a span named
-// "workflow.run" and metrics without workflow.name), and the trigger is not
-// recorded.
+// trigger, so both are learned from the run's first attempt (workflow.Info
+// gives the trigger): a run that ends before any attempt of its workflow has
+// run has a span named "workflow.run", without workflow.trigger, and
+// metrics without workflow.name.
 package otelwf

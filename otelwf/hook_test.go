@@ -166,6 +166,8 @@ func TestScheduledAndTriggeredRunsAreInstrumented(t *testing.T) {
 		require.Len(t, runs, 2)
 		triggered, scheduled := runs[0], runs[1]
 		assert.Equal(t, id, attr(triggered, "workflow.run_id").AsString())
+		assert.Equal(t, "manual", attr(triggered, "workflow.trigger").AsString())
+		assert.Equal(t, "schedule", attr(scheduled, "workflow.trigger").AsString())
 		assert.Equal(t, caller.SpanContext().SpanID(), triggered.Parent().SpanID())
 		assert.False(t, scheduled.Parent().IsValid(), "a scheduled run starts a trace")
 		assert.NotEqual(t, caller.SpanContext().TraceID(), scheduled.SpanContext().TraceID())

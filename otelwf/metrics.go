@@ -20,6 +20,7 @@ var noopTracer = tracenoop.NewTracerProvider().Tracer(scope)
 const (
 	keyName      = attribute.Key("workflow.name")
 	keyRunID     = attribute.Key("workflow.run_id")
+	keyTrigger   = attribute.Key("workflow.trigger")
 	keyTask      = attribute.Key("workflow.task")
 	keyAttempt   = attribute.Key("workflow.attempt")
 	keyRunState  = attribute.Key("workflow.run.state")

@@ -130,6 +130,9 @@ func (in *instrument) startRun(ctx context.Context, rs *runState, now time.Time)
 	if rs.name != "" {
 		opts = append(opts, trace.WithAttributes(keyName.String(rs.name)))
 	}
+	if info, ok := workflow.Info(ctx); ok && info.Trigger != "" {
+		opts = append(opts, trace.WithAttributes(keyTrigger.String(info.Trigger)))
+	}
 	in.mu.Lock()
 	sc, resumed := in.ended.take(rs.id)
 	in.mu.Unlock()
