@@ -112,10 +112,11 @@ func TestAHookMayCancelOrWaitForItsOwnRun(t *testing.T) {
 		mu.Unlock()
 
 		var x *workflow.Execution[int]
-		started := make(chan struct{})
+		started, hookDone := make(chan struct{}), make(chan struct{})
 		w = newWorkflow[int, int](t, "self-wait", workflow.Tasks{intTask("a")},
 			workflow.WithHook(func(ev workflow.Event) {
 				if ev.Type == workflow.EventRunSucceeded {
+					defer close(hookDone)
 					<-started
 					out, err := x.Wait(context.Background())
 					mu.Lock()
@@ -129,6 +130,9 @@ func TestAHookMayCancelOrWaitForItsOwnRun(t *testing.T) {
 		out, err := x.Wait(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, 5, out)
+		// The caller's Wait may return before the hook's: the hook runs on
+		// the run's delivering goroutine, after the run ended.
+		<-hookDone
 		mu.Lock()
 		defer mu.Unlock()
 		require.NoError(t, waitErr, "Wait from a hook of the run")
