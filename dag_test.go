@@ -312,24 +312,6 @@ func TestNewNamesEveryTaskOnEachCycle(t *testing.T) {
 	assert.NotContains(t, err.Error(), `"start" →`)
 }
 
-func TestNewNeverPanicsOnABadDefinition(t *testing.T) {
-	bad := []workflow.Tasks{
-		nil,
-		{},
-		{nil},
-		{(*workflow.Task[int, int])(nil)},
-		{workflow.Task[int, int]{}},
-		{intTask("a", "a", "a")},
-		{intTask("a", ""), intTask("", "a")},
-	}
-	for _, tasks := range bad {
-		require.NotPanics(t, func() {
-			_, err := workflow.New[int, int]("w", tasks)
-			requireDefinitionError(t, err)
-		})
-	}
-}
-
 func TestMustNewPanicsOnAnInvalidDefinition(t *testing.T) {
 	defer func() {
 		v := recover()
