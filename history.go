@@ -300,6 +300,8 @@ type MemoryStore struct {
 
 	mu    sync.RWMutex
 	flows map[string]*flowRuns
+
+	schedules memSchedules // see memsched.go
 }
 
 type flowRuns struct {

@@ -31,9 +31,10 @@ import (
 //   - "@every d" counts elapsed time, in whole seconds, from the
 //     Scheduler's Start and then from each fire, and ignores the zone.
 //
-// Fires missed while the process is not running are not made up; a fire
-// that comes late (the machine was suspended) runs once, with its planned
-// time as ScheduledAt, and the schedule goes on from the current time.
+// Fires missed while no Scheduler was running are not made up, unless
+// CatchUpWindow says otherwise; a fire that comes late (the machine was
+// suspended) runs once, with its planned time as ScheduledAt, and the
+// schedule goes on from the current time.
 //
 // Time zones with no daylight saving, such as the default UTC, have none of
 // these irregularities.
@@ -46,8 +47,20 @@ type Schedule struct {
 	// "CRON_TZ=" prefix: the zone is set here only.
 	Timezone string
 	// Overlap says what a fire does while the previous run is still going;
-	// the zero value is OverlapSkip.
+	// the zero value is OverlapSkip. It holds within one Scheduler: the
+	// Schedulers sharing a store each see only their own runs.
 	Overlap OverlapPolicy
+	// CatchUpWindow makes up a fire missed while no Scheduler was running:
+	// when a Scheduler starts, or the workflow is registered on a started
+	// one, the most recent fire planned within CatchUpWindow before now
+	// and after the last fire handled runs at once, with its planned time
+	// as ScheduledAt (once across the Schedulers sharing the store). Older
+	// missed fires are not made up, nor fires planned while the schedule
+	// was paused. It needs a store that is a ScheduleStore (which knows
+	// the last fire handled, as MemoryStore does for this process and
+	// pgstore across replicas); 0, the default, makes up nothing, and a
+	// negative window is an error.
+	CatchUpWindow time.Duration
 }
 
 // OverlapPolicy says what a scheduled fire does while the workflow's
@@ -142,6 +155,9 @@ func parseSchedule(s Schedule) (*parsedSchedule, error) {
 	if s.Overlap < OverlapSkip || s.Overlap > OverlapQueue {
 		return nil, newError(ErrInvalidSchedule, "schedule: unknown overlap policy %d", int(s.Overlap))
 	}
+	if s.CatchUpWindow < 0 {
+		return nil, newError(ErrInvalidSchedule, "schedule: negative catch-up window %v", s.CatchUpWindow)
+	}
 	p := &parsedSchedule{Schedule: s, loc: loc, sched: sched}
 	if p.next(time.Now()).IsZero() {
 		return nil, newError(ErrInvalidSchedule, "schedule: cron %q never fires", s.Cron)
@@ -221,9 +237,15 @@ type ScheduleEntry struct {
 	// Next is the next fire time, in Timezone; zero while the Scheduler is
 	// not started (or if the schedule never fires again).
 	Next time.Time
-	// Prev is the last fire time, in Timezone, skipped fires included; zero
+	// Prev is the last fire time, in Timezone, skipped fires included (and
+	// those passed over while paused or run by another Scheduler); zero
 	// before the first fire.
 	Prev time.Time
+	// Paused reports whether the schedule is paused (see
+	// Scheduler.Pause). With a ScheduleStore it is read from the store at
+	// most once a second, and so may lag another Scheduler's Pause by that
+	// much.
+	Paused bool
 }
 
 // SchedulerOption configures a Scheduler in NewScheduler.
@@ -242,6 +264,15 @@ func WithSchedulerLogger(l *slog.Logger) SchedulerOption {
 // its fire time. It is safe for concurrent use. Fires are timed with
 // time.NewTimer, so a Scheduler works inside testing/synctest bubbles.
 //
+// Several Schedulers may run the same workflow on a shared store: one per
+// replica of a service, on a database both reach. When the workflow's
+// store is a ScheduleStore (MemoryStore, pgstore), each fire runs on the
+// one Scheduler that claims it from the store, the others skipping it
+// silently, and Pause holds for all of them. A store that is not runs
+// every fire on every Scheduler, and keeps pauses to each. Replicas agree
+// on fire times because cron times are wall-clock minutes and "@every"
+// times are whole seconds.
+//
 // Use NewScheduler; the zero Scheduler also works, without a logger.
 type Scheduler struct {
 	logger *slog.Logger
@@ -259,14 +290,21 @@ type entry struct {
 	e      *engine
 	zeroIn any
 	ps     *parsedSchedule
+	ss     ScheduleStore // the workflow's store, if it is one; nil otherwise
 
 	next, prev time.Time // under Scheduler.mu
+	paused     bool      // under Scheduler.mu; as read from ss at pausedRead
+	pausedRead time.Time // under Scheduler.mu; zero: never read
 }
 
 // generation is one Start…Stop span: the loops firing the entries.
 type generation struct {
 	stop  chan struct{} // closed by Stop, under Scheduler.mu
 	loops tally
+	// ctx is for the loops' calls to the store; Stop cancels it, so that
+	// a slow store does not hold Stop up.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // runGroup is the runs sharing one context, which Stop cancels when its
@@ -352,6 +390,7 @@ func (s *Scheduler) Register(w ScheduledWorkflow) error {
 		return opError(e.name, "", op, err)
 	}
 	en := &entry{name: e.name, e: e, zeroIn: zero, ps: ps}
+	en.ss, _ = e.cfg.store.(ScheduleStore)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
@@ -367,7 +406,8 @@ func (s *Scheduler) Register(w ScheduledWorkflow) error {
 }
 
 // Start begins firing the registered workflows; the first fire of each is
-// its schedule's first time after now. Start on a started Scheduler does
+// its schedule's first time after now, or a missed fire made up at once
+// (see Schedule.CatchUpWindow). Start on a started Scheduler does
 // nothing; Start after Stop starts again.
 func (s *Scheduler) Start() {
 	s.mu.Lock()
@@ -377,6 +417,7 @@ func (s *Scheduler) Start() {
 		return
 	}
 	s.gen = &generation{stop: make(chan struct{})}
+	s.gen.ctx, s.gen.cancel = context.WithCancel(context.Background())
 	for _, en := range s.entries {
 		s.launch(en, s.gen)
 	}
@@ -400,6 +441,7 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	if g != nil {
 		s.gen = nil
 		close(g.stop)
+		g.cancel()
 		for _, en := range s.entries {
 			en.next = time.Time{}
 		}
@@ -451,6 +493,7 @@ func (s *Scheduler) await(ctx context.Context, t *tally) error {
 
 // Entries describes the registered workflows, in registration order.
 func (s *Scheduler) Entries() []ScheduleEntry {
+	s.refreshPaused()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]ScheduleEntry, len(s.entries))
@@ -461,6 +504,7 @@ func (s *Scheduler) Entries() []ScheduleEntry {
 			Timezone: en.ps.loc.String(),
 			Next:     en.next,
 			Prev:     en.prev,
+			Paused:   en.paused,
 		}
 	}
 	return out
@@ -527,10 +571,11 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (runID string, err
 
 // launch starts en's loop in generation g. The caller holds s.mu.
 func (s *Scheduler) launch(en *entry, g *generation) {
-	next := en.ps.next(time.Now())
+	now := time.Now()
+	next := en.ps.next(now)
 	en.next = next
 	g.loops.add()
-	go s.loop(en, g, next)
+	go s.loop(en, g, now, next)
 }
 
 // loop fires en at its schedule's times until g stops. It alone keeps the
@@ -538,7 +583,10 @@ func (s *Scheduler) launch(en *entry, g *generation) {
 // channel: no lock is held while a run goes on, so nothing waits on a mutex
 // (which testing/synctest could not see through) and the queue holds at
 // most one fire.
-func (s *Scheduler) loop(en *entry, g *generation, next time.Time) {
+//
+// The loop begins at from, with a fire missed before it if
+// Schedule.CatchUpWindow makes one up, and goes on at next.
+func (s *Scheduler) loop(en *entry, g *generation, from, next time.Time) {
 	defer func() {
 		s.mu.Lock()
 		g.loops.done()
@@ -571,6 +619,12 @@ func (s *Scheduler) loop(en *entry, g *generation, next time.Time) {
 			timer.Stop()
 		}
 	}()
+	if missed := s.missed(g.ctx, en, from); !missed.IsZero() && s.claim(g.ctx, en, missed) {
+		s.madeUp(en, g, missed)
+		if s.startScheduled(en, g, missed, ended) {
+			running++
+		}
+	}
 	for {
 		select {
 		case <-g.stop:
@@ -594,6 +648,10 @@ func (s *Scheduler) loop(en *entry, g *generation, next time.Time) {
 			next = en.ps.next(now)
 			if !s.fired(en, g, fired, next) {
 				return
+			}
+			if !s.claim(g.ctx, en, fired) {
+				arm()
+				continue
 			}
 			switch {
 			case running == 0 || en.ps.Overlap == OverlapAllow:
@@ -725,6 +783,246 @@ func (s *Scheduler) input(ctx context.Context, en *entry, si *scheduleInput, fir
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the WithScheduleInput function did not return before the run's context ended: %w", context.Cause(ctx))
 	}
+}
+
+// Pause stops the named workflow's schedule from firing until Unpause:
+// its fire times come and go without a run, and are not made up later.
+// With a ScheduleStore the pause is kept in the store, for every Scheduler
+// sharing it (and, with a durable store, past a restart); otherwise it is
+// this Scheduler's alone. Trigger still runs the workflow. Pause wraps
+// ErrNotFound for a name not registered, and returns the store's error if
+// it could not keep the pause.
+func (s *Scheduler) Pause(name string) error {
+	return s.setPaused("Scheduler.Pause", name, true)
+}
+
+// Unpause lets the named workflow's schedule fire again from its next fire
+// time, as Pause describes.
+func (s *Scheduler) Unpause(name string) error {
+	return s.setPaused("Scheduler.Unpause", name, false)
+}
+
+// storeTimeout bounds each call the Scheduler makes to a ScheduleStore, and
+// entriesTimeout the reads of Entries, which a caller waits for.
+const (
+	storeTimeout   = 30 * time.Second
+	entriesTimeout = 2 * time.Second
+)
+
+func (s *Scheduler) setPaused(op, name string, paused bool) error {
+	s.mu.Lock()
+	s.init()
+	en := s.byName[name]
+	s.mu.Unlock()
+	if en == nil {
+		return opError(name, "", op, newError(ErrNotFound, "no workflow of that name is registered"))
+	}
+	if en.ss != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		err := s.storeCall(ctx, en, "SetPaused", func(ctx context.Context) error {
+			return en.ss.SetPaused(ctx, en.name, paused)
+		})
+		if err != nil {
+			return opError(name, "", op, err)
+		}
+	}
+	s.notePaused(en, paused)
+	return nil
+}
+
+// notePaused records the pause state of en as just read or written.
+func (s *Scheduler) notePaused(en *entry, paused bool) {
+	s.mu.Lock()
+	en.paused, en.pausedRead = paused, time.Now()
+	s.mu.Unlock()
+}
+
+// refreshPaused reads again from the store the pause states read more than
+// a second ago, for Entries, so that another Scheduler's Pause shows
+// within a second or so while Entries stays cheap. A failed read keeps
+// the state as last known.
+func (s *Scheduler) refreshPaused() {
+	s.mu.Lock()
+	var stale []*entry
+	now := time.Now()
+	for _, en := range s.entries {
+		if en.ss != nil && now.Sub(en.pausedRead) >= time.Second {
+			stale = append(stale, en)
+		}
+	}
+	s.mu.Unlock()
+	if len(stale) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), entriesTimeout)
+	defer cancel()
+	for _, en := range stale {
+		var paused bool
+		err := s.storeCall(ctx, en, "Paused", func(ctx context.Context) (err error) {
+			paused, err = en.ss.Paused(ctx, en.name)
+			return err
+		})
+		if err != nil {
+			s.logStore(en, "workflow: could not read whether the schedule is paused", err, time.Time{})
+			continue
+		}
+		s.notePaused(en, paused)
+	}
+}
+
+// claim reports whether this Scheduler runs the fire of en planned at
+// fired: with a ScheduleStore, when it claimed the fire and the schedule is
+// not paused; otherwise when this Scheduler has not paused it. A fire
+// another Scheduler claimed, a paused one, and one the store failed on (or
+// that Stop interrupted) are passed over, logged but not reported to hooks.
+func (s *Scheduler) claim(ctx context.Context, en *entry, fired time.Time) bool {
+	if en.ss == nil {
+		s.mu.Lock()
+		paused := en.paused
+		s.mu.Unlock()
+		if paused {
+			s.logFire(en, fired, "workflow: scheduled fire passed over: the schedule is paused")
+		}
+		return !paused
+	}
+	var claimed, paused bool
+	err := s.storeCall(ctx, en, "ClaimFire", func(ctx context.Context) (err error) {
+		claimed, err = en.ss.ClaimFire(ctx, en.name, fired)
+		return err
+	})
+	if err != nil {
+		s.logStore(en, "workflow: scheduled fire skipped: the store could not claim it", err, fired)
+		return false
+	}
+	if !claimed {
+		s.logFire(en, fired, "workflow: scheduled fire passed over: another scheduler claimed it")
+		return false
+	}
+	// Claimed even when paused: the fire is handled, and not made up.
+	err = s.storeCall(ctx, en, "Paused", func(ctx context.Context) (err error) {
+		paused, err = en.ss.Paused(ctx, en.name)
+		return err
+	})
+	if err != nil {
+		s.logStore(en, "workflow: scheduled fire skipped: the store could not say whether the schedule is paused", err, fired)
+		return false
+	}
+	s.notePaused(en, paused)
+	if paused {
+		s.logFire(en, fired, "workflow: scheduled fire passed over: the schedule is paused")
+	}
+	return !paused
+}
+
+// missed returns the fire of en to make up when its loop begins at from,
+// as Schedule.CatchUpWindow says; zero if none.
+func (s *Scheduler) missed(ctx context.Context, en *entry, from time.Time) time.Time {
+	if en.ss == nil || en.ps.CatchUpWindow <= 0 {
+		return time.Time{}
+	}
+	var last time.Time
+	err := s.storeCall(ctx, en, "LastFire", func(ctx context.Context) (err error) {
+		last, err = en.ss.LastFire(ctx, en.name)
+		return err
+	})
+	if err != nil {
+		s.logStore(en, "workflow: no catch-up: the store could not give the last fire", err, time.Time{})
+		return time.Time{}
+	}
+	return en.ps.missed(last, from)
+}
+
+// missed returns the most recent fire time after last, no later than now
+// and no earlier than CatchUpWindow before now; zero if none, or if last is
+// zero (the workflow never fired: nothing was missed).
+func (p *parsedSchedule) missed(last, now time.Time) time.Time {
+	if last.IsZero() || !last.Before(now) {
+		return time.Time{}
+	}
+	from := now.Add(-p.CatchUpWindow)
+	if last.After(from) {
+		from = last
+	}
+	if every, ok := p.sched.(cron.ConstantDelaySchedule); ok {
+		// "@every d" counts from the last fire.
+		n := now.Sub(last) / every.Delay
+		at := last.Add(n * every.Delay).In(p.loc)
+		if n == 0 || at.Before(from) {
+			return time.Time{}
+		}
+		return at
+	}
+	var at time.Time
+	for t := p.next(from); !t.IsZero() && !t.After(now); t = p.next(t) {
+		at = t
+	}
+	return at
+}
+
+// madeUp records the made-up fire of en at at as its last.
+func (s *Scheduler) madeUp(en *entry, g *generation, at time.Time) {
+	s.mu.Lock()
+	if s.gen == g && at.After(en.prev) {
+		en.prev = at
+	}
+	s.mu.Unlock()
+	s.log(slog.LevelInfo, "workflow: making up a missed fire", "workflow", en.name, "scheduled_at", at,
+		"catch_up_window", en.ps.CatchUpWindow.String())
+}
+
+// storeCall calls f, a call of the ScheduleStore named method, on a
+// goroutine of its own: whether f returns, panics, calls runtime.Goexit or
+// ignores ctx, storeCall returns by the end of ctx, which it bounds.
+func (s *Scheduler) storeCall(ctx context.Context, en *entry, method string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			p := recover()
+			if p == nil {
+				p = errGoexitCallback
+			}
+			s.logPanic(en, "the store's "+method, p)
+			res <- newError(ErrPanic, "the store's %s panicked: %v", method, p)
+		}()
+		err := f(ctx)
+		returned = true
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the store's %s did not return: %w", method, context.Cause(ctx))
+	}
+}
+
+// logStore logs a failed call to the ScheduleStore, on the scheduler's
+// logger or else the workflow's; at Debug when Stop cut it short.
+func (s *Scheduler) logStore(en *entry, msg string, err error, fired time.Time) {
+	l := s.loggerFor(en)
+	if l == nil {
+		return
+	}
+	level := slog.LevelError
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelDebug
+	}
+	args := []any{"workflow", en.name, "error", err.Error()}
+	if !fired.IsZero() {
+		args = append(args, "scheduled_at", fired)
+	}
+	safeLog(func() { l.Log(context.Background(), level, msg, args...) })
+}
+
+func (s *Scheduler) logFire(en *entry, fired time.Time, msg string) {
+	s.log(slog.LevelDebug, msg, "workflow", en.name, "scheduled_at", fired)
 }
 
 // skip reports a fire that the overlap policy skipped: to the workflow's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // Store keeps the status, history and payloads of runs, under the
@@ -60,6 +61,35 @@ type Store interface {
 	// batches; for one that is not, it hands over values as they are
 	// (Payload.Value) and appends as events happen.
 	Persistent() bool
+}
+
+// ScheduleStore is what a Store offers, optionally, so that several
+// Schedulers share schedules: one per replica, or several in one process,
+// on the same store and workflow. A Scheduler checks for it with a type
+// assertion on the workflow's store. With it, each fire runs on the one
+// Scheduler that claims it, a pause holds for every Scheduler, and
+// Schedule.CatchUpWindow knows which fire was handled last. Without it,
+// each Scheduler fires on its own, and a pause is its own.
+//
+// MemoryStore implements it, for the Schedulers of one process; package
+// pgstore, for replicas on one database. All methods must be safe for
+// concurrent use, by Schedulers of any process sharing the store.
+type ScheduleStore interface {
+	// ClaimFire claims the fire of the workflow planned at at: of all
+	// callers for one workflow and time, at most one gets true. A fire no
+	// later than the latest one claimed is refused (false), so that claims
+	// only move forward and the store keeps one time per workflow: a fire
+	// that late has been overtaken.
+	ClaimFire(ctx context.Context, workflow string, at time.Time) (bool, error)
+	// SetPaused pauses or unpauses the workflow's schedule, for every
+	// Scheduler sharing the store.
+	SetPaused(ctx context.Context, workflow string, paused bool) error
+	// Paused reports whether the workflow's schedule is paused; false for
+	// a workflow the store knows nothing of.
+	Paused(ctx context.Context, workflow string) (bool, error)
+	// LastFire returns the latest fire of the workflow that ClaimFire
+	// granted; the zero time if none.
+	LastFire(ctx context.Context, workflow string) (time.Time, error)
 }
 
 // Recorder appends the entries of one run to its record in a Store.

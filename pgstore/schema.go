@@ -15,7 +15,7 @@ import (
 // schemaVersion is the version of the schema this package writes, kept in
 // the table schema_version. migrations[v] takes a schema from version v to
 // v+1; {s} stands for the quoted schema name.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // The schema. Times of runs, tasks and events are unix nanoseconds (NULL
 // for the zero time): timestamptz keeps microseconds, and a store gives
@@ -38,8 +38,9 @@ const schemaVersion = 1
 // input is on the run's row); events.run_id is NULL when it is the run's
 // own ID.
 //
-// Tables added by later versions (the scheduler's fires and pauses) join
-// the same schema through the next entries of migrations.
+// Tables added by later versions join the same schema through the next
+// entries of migrations: version 2 adds the schedules of
+// workflow.ScheduleStore (see schedule.go).
 var migrations = []string{
 	0: `
 CREATE TABLE {s}.runs (
@@ -111,6 +112,21 @@ BEGIN
 END
 $$;
 `,
+	// A workflow's schedule, as the Schedulers of every replica share it:
+	// whether it is paused, and the latest fire claimed (unix ns), by
+	// which claim (the claiming Store's owner ID and a number of its own,
+	// so that a claim retried after a lost answer knows its own) and when,
+	// by the database's clock. One row per workflow, made by the first
+	// claim or pause.
+	1: `
+CREATE TABLE {s}.schedules (
+	workflow   text COLLATE "C" PRIMARY KEY,
+	paused     boolean NOT NULL DEFAULT false,
+	last_fire  bigint,
+	claim      text,
+	claimed_at timestamptz
+);
+`,
 }
 
 // The SQLSTATEs that fence raises.
@@ -166,7 +182,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		}
 		version := 0
 		if !known {
-			rows, _ := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename IN ('runs', 'tasks', 'events') ORDER BY 1`, schema)
+			rows, _ := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename IN ('runs', 'tasks', 'events', 'schedules') ORDER BY 1`, schema)
 			others, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			if err != nil {
 				return err

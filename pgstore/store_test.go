@@ -114,7 +114,7 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 	_, err := admin(t).Exec(ctx, `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.schema_version SET version = 99`)
 	require.NoError(t, err)
 	_, err = pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema))
-	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 1`, schema))
+	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 2`, schema))
 }
 
 func TestASchemaHoldingOtherTablesOfTheSameNamesIsRefused(t *testing.T) {
@@ -155,7 +155,7 @@ func TestReplicasStartingTogetherCreateTheSchemaOnce(t *testing.T) {
 	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+pgx.Identifier{schema}.Sanitize()+`.schema_version`).Scan(&version))
-	require.Equal(t, 1, version)
+	require.Equal(t, 2, version)
 }
 
 func TestStoresInTwoSchemasAreSeparate(t *testing.T) {

@@ -33,6 +33,9 @@
 // options belong in the store's own tests. Times are compared as instants:
 // a store may give them back in another location, but must keep them to
 // the nanosecond.
+//
+// A store that is also a workflow.ScheduleStore is held to the rules of
+// that interface too; for one that is not, those subtests are skipped.
 package storetest
 
 import (
@@ -93,4 +96,8 @@ var rules = []struct {
 	{"InterruptedRunIsAnOrphan", interruptedRunIsAnOrphan},
 	{"OneOfConcurrentReopensWins", oneOfConcurrentReopensWins},
 	{"OrphansAreOldestFirst", orphansAreOldestFirst},
+
+	// Schedules, for a workflow.ScheduleStore: schedule.go.
+	{"EachFireIsClaimedOnce", eachFireIsClaimedOnce},
+	{"PauseIsKeptPerWorkflow", pauseIsKeptPerWorkflow},
 }
