@@ -29,6 +29,7 @@ type plan struct {
 	succFlat []int32
 	order    []int32 // topological, stable in declaration order
 	output   int32   // the task whose output is the workflow's
+	rules    bool    // some task has a Trigger other than AllSucceeded
 	names    []string
 	inType   reflect.Type
 	outType  reflect.Type
@@ -108,6 +109,13 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 		for _, problem := range s.retry.validate() {
 			bad(ErrInvalidWorkflow, "task %q: %s", s.name, problem)
 		}
+		switch {
+		case s.trigger < AllSucceeded || s.trigger > OneSucceeded:
+			bad(ErrInvalidWorkflow, "task %q has an unknown Trigger %d", s.name, int(s.trigger))
+		case s.trigger != AllSucceeded && len(s.deps) == 0:
+			bad(ErrInvalidWorkflow, "task %q has Trigger %s but no dependencies", s.name, s.trigger)
+		}
+		p.rules = p.rules || s.trigger != AllSucceeded
 	}
 
 	// Edges, as compressed rows. Unknown and repeated dependencies are

@@ -64,6 +64,13 @@ var (
 	// ErrDuplicateWorkflow marks a second Scheduler.Register of a workflow
 	// name already registered.
 	ErrDuplicateWorkflow = errors.New("workflow already registered")
+	// ErrDependencyFailed marks a Get of a dependency that failed, timed
+	// out or was cancelled, in a task whose Trigger let it start anyway.
+	ErrDependencyFailed = errors.New("dependency failed")
+	// ErrDependencySkipped marks a Get of a dependency that was skipped
+	// (see Skip and TriggerRule), in a task whose Trigger let it start
+	// anyway.
+	ErrDependencySkipped = errors.New("dependency skipped")
 )
 
 // WorkflowError is the error of a run that did not succeed, and of a

@@ -41,9 +41,11 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 	open := false
 	started := map[string]int{} // task → attempts started in the run
 	pass := 0
-	ended := map[string]bool{}  // task → ended in this pass
-	last := map[string]string{} // task → its latest end event
+	ended := map[string]bool{}       // task → ended in this pass
+	last := map[string]string{}      // task → its latest end event
+	startedPass := map[string]bool{} // task → started in this pass
 	newPass := func() {
+		clear(startedPass)
 		// A new pass runs every task again except those that succeeded.
 		for task := range ended {
 			if last[task] != workflow.EventTaskSucceeded {
@@ -83,6 +85,7 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 			require.False(t, ended[ev.Task], "started after it ended: %s", where)
 			require.Equal(t, started[ev.Task]+1, ev.Attempt, "attempts are numbered in order across the run: %s", where)
 			started[ev.Task] = ev.Attempt
+			startedPass[ev.Task] = true
 		case workflow.EventTaskRetrying:
 			require.False(t, ended[ev.Task], where)
 			require.Equal(t, started[ev.Task], ev.Attempt, "retrying an attempt that did not start: %s", where)
@@ -95,7 +98,12 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 			ended[ev.Task], last[ev.Task] = true, ev.Type
 		case workflow.EventTaskSkipped:
 			require.False(t, ended[ev.Task], "ended twice: %s", where)
-			require.Zero(t, started[ev.Task], "skipped after it started: %s", where)
+			if ev.Attempt > 0 { // its handler returned Skip
+				require.Equal(t, started[ev.Task], ev.Attempt, "skipped an attempt that did not start: %s", where)
+				require.True(t, startedPass[ev.Task], "skipped by a handler not started in this pass: %s", where)
+			} else {
+				require.False(t, startedPass[ev.Task], "skipped after it started: %s", where)
+			}
 			ended[ev.Task], last[ev.Task] = true, ev.Type
 		default:
 			require.Failf(t, "unknown event type", where)

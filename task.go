@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -24,8 +25,12 @@ type Task[I, O any] struct {
 	// Timeout, when another task fails, or when the run is cancelled.
 	Handler func(ctx context.Context, in I) (O, error)
 	// Dependencies names the tasks this one waits for. It starts once all
-	// of them have succeeded.
+	// of them have succeeded, or as Trigger says.
 	Dependencies []string
+	// Trigger says which ends of the dependencies start the task; the zero
+	// value is AllSucceeded. A task whose rule can no longer be met is
+	// skipped. A task without dependencies must keep the default.
+	Trigger TriggerRule
 	// Retry says how often and how soon a failed attempt is tried again.
 	// The zero value makes one attempt.
 	Retry RetryPolicy
@@ -55,6 +60,7 @@ type taskSpec struct {
 	deps    []string // from spec, the Task's own slice: New copies it
 	retry   RetryPolicy
 	timeout time.Duration
+	trigger TriggerRule
 	in, out reflect.Type
 	handler handlerFunc // nil when the Task's Handler is nil
 }
@@ -65,6 +71,7 @@ func (t Task[I, O]) spec() taskSpec {
 		deps:    t.Dependencies,
 		retry:   t.Retry,
 		timeout: t.Timeout,
+		trigger: t.Trigger,
 		in:      reflect.TypeFor[I](),
 		out:     reflect.TypeFor[O](),
 	}
@@ -96,9 +103,13 @@ var inputsType = reflect.TypeFor[Inputs]()
 // dependencies declares its input type as Inputs and reads each value with
 // Get.
 type Inputs struct {
-	p       *plan
-	task    int32
+	p    *plan
+	task int32
+	// outputs is the run's, by task; or, with states (a task whose trigger
+	// rule starts it before every dependency succeeded), a snapshot of its
+	// dependencies' outputs and states, in the order of p.deps(task).
 	outputs []any
+	states  []taskState
 }
 
 // Get returns the output of dependency task from in, as a T. It is an error
@@ -107,6 +118,12 @@ type Inputs struct {
 // not a T. Both are mistakes in the code, which another attempt cannot
 // mend: the errors are Permanent, so a handler that returns them fails its
 // task at once, whatever its RetryPolicy.
+//
+// In a task whose Trigger starts it when not every dependency succeeded,
+// Get of a dependency that failed, timed out or was cancelled wraps
+// ErrDependencyFailed; of one that was skipped, ErrDependencySkipped; of
+// one not yet ended (OneSucceeded), ErrNotFound. These errors are
+// Permanent too.
 func Get[T any](in Inputs, task string) (T, error) {
 	var zero T
 	if in.p == nil {
@@ -120,7 +137,16 @@ func Get[T any](in Inputs, task string) (T, error) {
 		}
 		return zero, Permanent(newError(ErrNotFound, "Get(%q): not a dependency of this task%s", task, suggest(task, deps)))
 	}
-	v := in.outputs[idx]
+	var v any
+	if in.states == nil {
+		v = in.outputs[idx]
+	} else {
+		k, _ := slices.BinarySearch(in.p.deps(in.task), idx)
+		if err := dependencyError(task, in.states[k]); err != nil {
+			return zero, err
+		}
+		v = in.outputs[k]
+	}
 	if t, ok := v.(T); ok {
 		return t, nil
 	}

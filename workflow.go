@@ -642,6 +642,8 @@ type run struct {
 	fan         int // the most such goroutines at once
 	left        int // tasks not succeeded
 	failure     *WorkflowError
+	firstFail   *WorkflowError // with trigger rules: the pass's first failure, which cancels nothing
+	skips       bool           // a task was skipped by a handler or a rule: successors are resolved by resolve
 	retriesLeft int
 	ended       bool
 
@@ -1004,7 +1006,7 @@ func (r *run) release() {
 func (r *run) beginPass(first bool) {
 	p := r.e.plan
 	r.ctx, r.cancel = context.WithCancelCause(r.base)
-	r.failure = nil
+	r.failure, r.firstFail = nil, nil
 	r.left = 0
 	r.queue, r.head = r.queue[:0], 0
 	for i := range int32(len(p.tasks)) {
@@ -1024,7 +1026,11 @@ func (r *run) beginPass(first bool) {
 			}
 		}
 		r.pending[i] = n
-		if n == 0 {
+		switch {
+		case n == 0:
+			r.queue = append(r.queue, i)
+		case p.tasks[i].trigger == OneSucceeded && int(n) < len(deps):
+			r.pending[i] = -1 // a dependency succeeded in an earlier pass
 			r.queue = append(r.queue, i)
 		}
 	}
@@ -1202,6 +1208,11 @@ func (r *run) inputOf(i int32) any {
 	deps := p.deps(i)
 	switch {
 	case t.in == inputsType && len(deps) > 0:
+		if t.trigger != AllSucceeded {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.rulesInputs(i)
+		}
 		return Inputs{p: p, task: i, outputs: r.outputs}
 	case len(deps) == 0:
 		return r.input
@@ -1266,6 +1277,13 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			return out, data, StateSucceeded, nil, n
 		}
 		if ctx.Err() != nil {
+			return nil, nil, StateCancelled, err, n
+		}
+		if _, ok := skipReason(err); ok {
+			return nil, nil, StateSkipped, err, n
+		}
+		if errors.Is(err, ErrCancelled) {
+			// The handler says it was cancelled (a Sub's child run, say).
 			return nil, nil, StateCancelled, err, n
 		}
 		state = StateFailed
@@ -1342,6 +1360,15 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 			r.state[i] = tsCancelled
 			r.emitTask(i, Event{Type: EventTaskCancelled, Attempt: attempts})
 		}
+	case StateSkipped: // the handler returned Skip
+		reason, _ := skipReason(err)
+		r.state[i] = tsSkipped
+		r.left--
+		r.skips = true
+		r.emitTask(i, Event{Type: EventTaskSkipped, Attempt: attempts, Error: reason})
+		if r.failure == nil {
+			r.resolve(i)
+		}
 	default:
 		r.state[i] = taskStateOf(state)
 		msg := ""
@@ -1349,9 +1376,20 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 			msg = err.Error()
 		}
 		r.emitTask(i, Event{Type: taskEventOf[state], Attempt: attempts, Error: msg})
-		if state != StateCancelled && r.failure == nil {
-			r.failure = r.taskError(t.name, state, attempts, err)
-			r.cancel(errTaskFailed)
+		// A task is cancelled by a failing pass, or by its handler.
+		if r.failure == nil && (state != StateCancelled || r.ctx.Err() == nil) {
+			werr := r.taskError(t.name, state, attempts, err)
+			if p.rules {
+				// Trigger rules handle it: it cancels nothing.
+				if r.firstFail == nil {
+					r.firstFail = werr
+				}
+				r.left--
+				r.resolve(i)
+			} else {
+				r.failure = werr
+				r.cancel(errTaskFailed)
+			}
 		}
 	}
 	if r.failure != nil {
@@ -1362,7 +1400,13 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		r.passFailed() // may begin another pass, whose tasks this goroutine takes
 		now = time.Time{}
 	} else if r.left == 0 {
-		r.succeed()
+		if r.firstFail != nil {
+			r.failure = r.firstFail
+			r.passFailed()
+			now = time.Time{}
+		} else {
+			r.succeed()
+		}
 	}
 	return r.takeAt(now)
 }
@@ -1370,6 +1414,10 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 // unblock counts task i, succeeded, as done for its successors, and queues
 // those it made ready. The caller holds r.mu.
 func (r *run) unblock(i int32) {
+	if r.e.plan.rules || r.skips {
+		r.resolve(i)
+		return
+	}
 	for _, s := range r.e.plan.succs(i) {
 		r.pending[s]--
 		if r.pending[s] == 0 {
