@@ -574,3 +574,29 @@ func BenchmarkRestore(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMap measures a Map task over N items against a plain fanout of
+// N tasks: root, N−2 tasks, sink, with no-op handlers, both recorded in the
+// default MemoryStore. x-ref-ns is Map's cost per item over the fanout's
+// per task (the target is at most 1.5).
+func BenchmarkMap(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
+			items := make([]int, n)
+			m := workflow.MustNew[[]int, []int]("map", workflow.Tasks{workflow.Map[int, int]{Name: "each",
+				Handler: func(_ context.Context, i int) (int, error) { return i, nil }}})
+			fan := workflow.MustNew[int, int]("fanout", benchTasks(fanoutGraph(n), 0))
+			ctx := context.Background()
+			pair(b, n, func() {
+				out, err := m.Run(ctx, items)
+				if err != nil || len(out) != n {
+					b.Fatalf("Map Run = %d items, %v", len(out), err)
+				}
+			}, func() {
+				if _, err := fan.Run(ctx, benchInput); err != nil {
+					b.Fatalf("fanout Run: %v", err)
+				}
+			})
+		})
+	}
+}

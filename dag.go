@@ -116,6 +116,14 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 			bad(ErrInvalidWorkflow, "task %q has Trigger %s but no dependencies", s.name, s.trigger)
 		}
 		p.rules = p.rules || s.trigger != AllSucceeded
+		if s.mapped {
+			if len(s.deps) > 1 {
+				bad(ErrInvalidWorkflow, "Map task %q has %d dependencies; it takes one, whose output is its list", s.name, len(s.deps))
+			}
+			if s.concurrency < 0 {
+				bad(ErrInvalidWorkflow, "Map task %q has a negative MaxConcurrency %d", s.name, s.concurrency)
+			}
+		}
 	}
 
 	// Edges, as compressed rows. Unknown and repeated dependencies are
@@ -271,6 +279,7 @@ func (p *plan) checkTypes(bad func(error, string, ...any)) {
 			if !d.out.AssignableTo(t.in) {
 				bad(ErrTypeMismatch, "task %q takes %s, but its dependency %q gives %s", t.name, t.in, d.name, d.out)
 			}
+		case len(deps) > 1 && t.mapped: // reported already
 		case len(deps) > 1:
 			bad(ErrTypeMismatch, "task %q has %d dependencies, so it must take workflow.Inputs, not %s", t.name, len(deps), t.in)
 		}

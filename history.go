@@ -90,9 +90,13 @@ type Event struct {
 	Pass int `json:"pass,omitempty"`
 	// Error is what went wrong, for failure, retry and skip events.
 	Error string `json:"error,omitempty"`
-	// RetryAt is, on a task_retrying event, when the next attempt starts
-	// (in UTC).
+	// RetryAt is, on a task_retrying or item_retrying event, when the next
+	// attempt starts (in UTC).
 	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Item is, on the item events of a Map task, the item's index
+	// (item_retrying, item_failed) or a count (items_started: the items;
+	// items_progress: those that succeeded). See Map.
+	Item int `json:"item,omitempty"`
 }
 
 // RunStatus is what is known of one run: its state, each task's, and every
@@ -924,7 +928,8 @@ func checkRun(rs *RunStatus, seen map[[2]string]bool) error {
 // the run's ID and the task's name are the record's, the type a byte, the
 // times unix nanoseconds (given back in UTC). An event that does not fit
 // (another run's ID, a task name that is not its position's, an unknown
-// type, a time outside 1678–2262) is kept whole in record.odd.
+// type, a Map's item event, a time outside 1678–2262) is kept whole in
+// record.odd.
 type mevent struct {
 	at, retryAt int64 // unix nanoseconds; noTime for the zero time
 	err         string
@@ -995,7 +1000,7 @@ func (rec *record) addEvent(ev *Event, task int) {
 	if task >= 0 {
 		name = rec.rs.Tasks[task].Name
 	}
-	if !ok1 || !ok2 || m.typ == 0 || ev.RunID != rec.rs.RunID || ev.Task != name ||
+	if !ok1 || !ok2 || m.typ == 0 || ev.Item != 0 || ev.RunID != rec.rs.RunID || ev.Task != name ||
 		int(m.attempt) != ev.Attempt || int(m.pass) != ev.Pass {
 		if rec.odd == nil {
 			rec.odd = map[int]Event{}

@@ -105,6 +105,8 @@ func requireCompleteEvents(t *testing.T, rs workflow.RunStatus) {
 				require.False(t, startedPass[ev.Task], "skipped after it started: %s", where)
 			}
 			ended[ev.Task], last[ev.Task] = true, ev.Type
+		case workflow.EventItemsStarted, workflow.EventItemsProgress, workflow.EventItemRetrying, workflow.EventItemFailed:
+			require.True(t, startedPass[ev.Task] && !ended[ev.Task], "an item event outside its task's attempt: %s", where)
 		default:
 			require.Failf(t, "unknown event type", where)
 		}

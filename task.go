@@ -63,6 +63,10 @@ type taskSpec struct {
 	trigger TriggerRule
 	in, out reflect.Type
 	handler handlerFunc // nil when the Task's Handler is nil
+	// A Map's: retry and timeout are then its items', and concurrency
+	// bounds the items under way.
+	mapped      bool
+	concurrency int
 }
 
 func (t Task[I, O]) spec() taskSpec {

@@ -1236,6 +1236,9 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		}
 	}
 	retry, timeout := r.policy(i)
+	if t.mapped { // its items have their own (see mapItems)
+		retry, timeout = &noRetry, 0
+	}
 	// Attempts are numbered across the run; each pass allows the policy's.
 	first := int(r.attempts[i]) + 1
 	if begun {
