@@ -100,7 +100,10 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 				}
 			}
 		}
-		if s.handler == nil {
+		switch {
+		case s.handler == nil && s.sub:
+			bad(ErrInvalidWorkflow, "Sub task %q has no child workflow (nil, or not built by New)", s.name)
+		case s.handler == nil:
 			bad(ErrInvalidWorkflow, "task %q has a nil Handler", s.name)
 		}
 		if s.timeout < 0 {

@@ -108,8 +108,12 @@ type RunStatus struct {
 	Workflow string `json:"workflow"`
 	// State is the run's: pending, running, interrupted, or how it ended.
 	State State `json:"state"`
-	// Trigger is "manual" or "schedule".
+	// Trigger is "manual", "schedule" or "parent" (a Sub task's child
+	// run).
 	Trigger string `json:"trigger"`
+	// ParentRunID is, for the run of a child workflow started by a Sub
+	// task, the ID of the parent's run; "" otherwise.
+	ParentRunID string `json:"parent_run_id,omitempty"`
 	// ScheduledAt is the cron fire time of a scheduled run, in UTC; zero
 	// otherwise.
 	ScheduledAt time.Time `json:"scheduled_at,omitzero"`

@@ -114,6 +114,7 @@ type runConfig struct {
 	retry       map[string]RetryPolicy
 	taskTimeout map[string]time.Duration
 	trigger     string
+	parentRunID string
 	scheduledAt time.Time
 	inputErr    error // set by the scheduler when the schedule's input failed
 	errs        []error
@@ -244,4 +245,7 @@ func newRunConfig(opts []RunOption) (runConfig, error) {
 const (
 	TriggerManual   = "manual"
 	TriggerSchedule = "schedule"
+	// TriggerParent marks the run of a child workflow started by a Sub
+	// task of another run, whose ID is the child's RunStatus.ParentRunID.
+	TriggerParent = "parent"
 )

@@ -67,6 +67,7 @@ type taskSpec struct {
 	// bounds the items under way.
 	mapped      bool
 	concurrency int
+	sub         bool // a Sub: handler is nil when its child workflow is
 }
 
 func (t Task[I, O]) spec() taskSpec {

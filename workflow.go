@@ -768,7 +768,7 @@ func (e *engine) start(ctx context.Context, in any, opts []RunOption) (*run, err
 	}
 	r.rec, err = e.cfg.store.Create(ctx, RunStatus{
 		RunID: id, Workflow: e.name, State: StatePending, Trigger: rc.trigger,
-		ScheduledAt: rc.scheduledAt, Tasks: tasks,
+		ScheduledAt: rc.scheduledAt, ParentRunID: rc.parentRunID, Tasks: tasks,
 	})
 	if err != nil {
 		r.release()
@@ -1250,11 +1250,12 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			return nil, nil, StateRunning, nil, n - 1
 		}
 		hctx := *tc
-		if timeout > 0 || hctx == nil {
+		if timeout > 0 || hctx == nil || t.sub {
 			// A handler with a timeout may be left running past its
-			// attempt: its context is its own.
+			// attempt, and a Sub's child run may leave handlers running
+			// past its end: their context is their own.
 			hctx = &taskCtx{r: r}
-			if timeout == 0 {
+			if timeout == 0 && !t.sub {
 				*tc = hctx
 			}
 		}
