@@ -33,8 +33,17 @@ type GraphTask struct {
 	// In and Out name the types the task takes and gives, as reflect
 	// prints them ("workflow.Inputs", "[]main.Record").
 	In, Out string
+	// Retry and Timeout are the task's, or for a Map task its items'.
 	Retry   RetryPolicy
 	Timeout time.Duration
+	// Trigger is the task's trigger rule.
+	Trigger TriggerRule
+	// Map is set for a Map task, whose In and Out are the lists; and
+	// MaxConcurrency is its.
+	Map            bool
+	MaxConcurrency int
+	// Sub is the child workflow's name, for a Sub task; "" otherwise.
+	Sub string
 }
 
 // Graph describes the workflow's tasks. A zero Workflow has an empty Graph.
@@ -56,7 +65,13 @@ func (w *Workflow[In, Out]) Graph() Graph {
 			Out:          typeName(t.out),
 			Retry:        t.retry,
 			Timeout:      t.timeout,
+			Trigger:      t.trigger,
+			Map:          t.mapped,
+			Sub:          t.child,
 		})
+		if t.mapped {
+			g.Tasks[len(g.Tasks)-1].MaxConcurrency = t.concurrency
+		}
 	}
 	return g
 }
@@ -92,14 +107,28 @@ func (g Graph) edges() [][2]int {
 // Mermaid returns the graph as a Mermaid flowchart, left to right, for
 // Markdown that renders Mermaid (GitHub's does). Nodes are named t0, t1, …
 // in the order of Tasks; each is labelled with its task's name, with the
-// characters Mermaid would read as syntax written as entity codes.
+// characters Mermaid would read as syntax written as entity codes. A Map
+// task is drawn as a parallelogram, a Sub task as a subroutine box, and
+// the links into a task with a trigger rule other than AllSucceeded are
+// dotted and labelled with the rule.
 func (g Graph) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("flowchart LR\n")
 	for i, t := range g.Tasks {
-		fmt.Fprintf(&b, "    t%d[\"%s\"]\n", i, mermaidText(t.Name))
+		open, close := "[", "]"
+		switch {
+		case t.Map:
+			open, close = "[/", "/]"
+		case t.Sub != "":
+			open, close = "[[", "]]"
+		}
+		fmt.Fprintf(&b, "    t%d%s\"%s\"%s\n", i, open, mermaidText(t.Name), close)
 	}
 	for _, e := range g.edges() {
+		if rule := g.Tasks[e[1]].Trigger; rule != AllSucceeded {
+			fmt.Fprintf(&b, "    t%d -. %s .-> t%d\n", e[0], rule, e[1])
+			continue
+		}
 		fmt.Fprintf(&b, "    t%d --> t%d\n", e[0], e[1])
 	}
 	return b.String()
@@ -128,10 +157,21 @@ func (g Graph) DOT() string {
 	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(g.Workflow))
 	b.WriteString("\trankdir=LR;\n\tnode [shape=box, style=rounded];\n")
 	for _, t := range g.Tasks {
-		fmt.Fprintf(&b, "\t%s [tooltip=%s];\n", dotQuote(t.Name), dotQuote(t.In+" → "+t.Out))
+		shape := ""
+		switch {
+		case t.Map:
+			shape = ", shape=box3d"
+		case t.Sub != "":
+			shape = ", shape=component"
+		}
+		fmt.Fprintf(&b, "\t%s [tooltip=%s%s];\n", dotQuote(t.Name), dotQuote(t.In+" → "+t.Out), shape)
 	}
 	for _, e := range g.edges() {
-		fmt.Fprintf(&b, "\t%s -> %s;\n", dotQuote(g.Tasks[e[0]].Name), dotQuote(g.Tasks[e[1]].Name))
+		attrs := ""
+		if rule := g.Tasks[e[1]].Trigger; rule != AllSucceeded {
+			attrs = fmt.Sprintf(" [style=dashed, label=%s]", dotQuote(rule.String()))
+		}
+		fmt.Fprintf(&b, "\t%s -> %s%s;\n", dotQuote(g.Tasks[e[0]].Name), dotQuote(g.Tasks[e[1]].Name), attrs)
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -300,3 +300,32 @@ func TestGraphNamesWithoutSyntax(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(g.Mermaid(), `"`)/2)
 	assert.Equal(t, 2, strings.Count(g.DOT(), `\"`)) // the workflow's name and the task's
 }
+
+func TestGraphShowsMapSubAndTriggerRules(t *testing.T) {
+	child := newWorkflow[[]string, int](t, "count", workflow.Tasks{
+		workflow.Task[[]string, int]{Name: "len", Handler: func(_ context.Context, s []string) (int, error) { return len(s), nil }},
+	})
+	w := newWorkflow[[]int, int](t, "shapes", workflow.Tasks{
+		workflow.Map[int, string]{Name: "parse", MaxConcurrency: 4, Handler: func(context.Context, int) (string, error) { return "", nil }},
+		workflow.Sub("count", child, "parse"),
+		workflow.Task[int, int]{Name: "cleanup", Dependencies: []string{"count"}, Trigger: workflow.AllDone, Handler: identity},
+	})
+	g := w.Graph()
+	require.Len(t, g.Tasks, 3)
+	assert.True(t, g.Tasks[0].Map)
+	assert.Equal(t, 4, g.Tasks[0].MaxConcurrency)
+	assert.Equal(t, "[]int", g.Tasks[0].In)
+	assert.Equal(t, "count", g.Tasks[1].Sub)
+	assert.Equal(t, workflow.AllDone, g.Tasks[2].Trigger)
+	assert.Equal(t, "flowchart LR\n"+
+		"    t0[/\"parse\"/]\n"+
+		"    t1[[\"count\"]]\n"+
+		"    t2[\"cleanup\"]\n"+
+		"    t0 --> t1\n"+
+		"    t1 -. all_done .-> t2\n", g.Mermaid())
+	dot := g.DOT()
+	assert.Contains(t, dot, `"parse" [tooltip="[]int → []string", shape=box3d];`)
+	assert.Contains(t, dot, `"count" [tooltip="[]string → int", shape=component];`)
+	assert.Contains(t, dot, `"count" -> "cleanup" [style=dashed, label="all_done"];`)
+	assert.Contains(t, dot, `"parse" -> "count";`)
+}

@@ -67,7 +67,8 @@ type taskSpec struct {
 	// bounds the items under way.
 	mapped      bool
 	concurrency int
-	sub         bool // a Sub: handler is nil when its child workflow is
+	sub         bool   // a Sub: handler is nil when its child workflow is
+	child       string // a Sub's child workflow's name
 }
 
 func (t Task[I, O]) spec() taskSpec {
