@@ -103,7 +103,7 @@ func scanEvents(rows pgx.Rows, runID func(seq int64) string,
 			hasPayload bool
 			payload    []byte
 		)
-		if err := rows.Scan(&seq, &n, &at, &task, &ev.Type, &ev.Attempt, &errText, &otherRun, &pass, &retryAt, &hasPayload, &payload); err != nil {
+		if err := rows.Scan(&seq, &n, &at, &task, &ev.Type, &ev.Attempt, &errText, &otherRun, &pass, &retryAt, &ev.Item, &hasPayload, &payload); err != nil {
 			return err
 		}
 		ev.Time, ev.Error, ev.RunID, ev.Pass, ev.RetryAt = fromNanos(at), string(errText), runID(seq), int(pass), fromNanos(retryAt)

@@ -291,7 +291,7 @@ func (r *recorder) write(ctx context.Context, batch []workflow.Entry, pos []int)
 		// run goes on, under this recorder again.
 		lease = leaseTake
 	}
-	args := append(make([]any, 0, 22), r.seq, s.owner, r.held)
+	args := append(make([]any, 0, 23), r.seq, s.owner, r.held)
 	args = append(args, r.ev.args()...)
 	args = append(args, runEvent, string(state), nanos(r.rs.StartedAt), nanos(r.rs.EndedAt), bytesOf(r.rs.Error), input,
 		lease, s.ttlMicros())
@@ -497,6 +497,7 @@ type eventRows struct {
 	ownRunID []bool
 	pass     []int32
 	retryAt  []int64
+	item     []int64
 	payloads [][]byte // nil: NULL
 }
 
@@ -516,19 +517,20 @@ func (e *eventRows) add(n int64, ev *workflow.Event, pos int, runID string, payl
 	}
 	e.pass = append(e.pass, int32(ev.Pass))
 	e.retryAt = append(e.retryAt, nanos(ev.RetryAt))
+	e.item = append(e.item, int64(ev.Item))
 	e.payloads = append(e.payloads, payload)
 }
 
 func (e *eventRows) args() []any {
-	return []any{e.n, e.time, e.task, e.typ, e.attempt, e.errs, e.runID, e.ownRunID, e.pass, e.retryAt, e.payloads}
+	return []any{e.n, e.time, e.task, e.typ, e.attempt, e.errs, e.runID, e.ownRunID, e.pass, e.retryAt, e.item, e.payloads}
 }
 
 // reset empties the rows, dropping the payloads.
 func (e *eventRows) reset() {
 	clear(e.errs)
 	clear(e.payloads)
-	e.n, e.time, e.task, e.typ, e.attempt, e.errs, e.runID, e.ownRunID, e.pass, e.retryAt, e.payloads =
-		e.n[:0], e.time[:0], e.task[:0], e.typ[:0], e.attempt[:0], e.errs[:0], e.runID[:0], e.ownRunID[:0], e.pass[:0], e.retryAt[:0], e.payloads[:0]
+	e.n, e.time, e.task, e.typ, e.attempt, e.errs, e.runID, e.ownRunID, e.pass, e.retryAt, e.item, e.payloads =
+		e.n[:0], e.time[:0], e.task[:0], e.typ[:0], e.attempt[:0], e.errs[:0], e.runID[:0], e.ownRunID[:0], e.pass[:0], e.retryAt[:0], e.item[:0], e.payloads[:0]
 }
 
 // taskRows are tasks as the statements take them: a column each.

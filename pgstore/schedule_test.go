@@ -149,7 +149,8 @@ func TestAVersion1SchemaGainsTheSchedulesTable(t *testing.T) {
 	schema := newSchema(t)
 	require.NoError(t, open(t, schema).Close())
 	q := pgx.Identifier{schema}.Sanitize()
-	_, err := admin(t).Exec(ctx, `DROP TABLE `+q+`.schedules; UPDATE `+q+`.schema_version SET version = 1`)
+	_, err := admin(t).Exec(ctx, `DROP TABLE `+q+`.schedules; ALTER TABLE `+q+`.events DROP COLUMN item;
+		UPDATE `+q+`.schema_version SET version = 1`)
 	require.NoError(t, err)
 
 	s := open(t, schema)
@@ -158,7 +159,7 @@ func TestAVersion1SchemaGainsTheSchedulesTable(t *testing.T) {
 	require.True(t, ok)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
-	require.Equal(t, 2, version)
+	require.Equal(t, 3, version)
 }
 
 func TestScheduleCallsRefuseABadNameAndAClosedStore(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // schemaVersion is the version of the schema this package writes, kept in
 // the table schema_version. migrations[v] takes a schema from version v to
 // v+1; {s} stands for the quoted schema name.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // The schema. Times of runs, tasks and events are unix nanoseconds (NULL
 // for the zero time): timestamptz keeps microseconds, and a store gives
@@ -38,9 +38,11 @@ const schemaVersion = 2
 // input is on the run's row); events.run_id is NULL when it is the run's
 // own ID.
 //
-// Tables added by later versions join the same schema through the next
-// entries of migrations: version 2 adds the schedules of
-// workflow.ScheduleStore (see schedule.go).
+// Tables and columns added by later versions join the same schema through
+// the next entries of migrations: version 2 adds the schedules of
+// workflow.ScheduleStore (see schedule.go); version 3 adds events.item,
+// Event.Item, NULL for 0 as most events have it, so that their rows do not
+// grow.
 var migrations = []string{
 	0: `
 CREATE TABLE {s}.runs (
@@ -126,6 +128,10 @@ CREATE TABLE {s}.schedules (
 	claim      text,
 	claimed_at timestamptz
 );
+`,
+	// Event.Item. Without a default, adding the column rewrites no row.
+	2: `
+ALTER TABLE {s}.events ADD COLUMN item bigint;
 `,
 }
 

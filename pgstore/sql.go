@@ -49,27 +49,27 @@ const micros = `::bigint * interval '1 microsecond'`
 // eventsFrom is the SELECT of the events' columns from unnest, with their
 // run's seq: number, time, task position (-1: none), type, attempt,
 // error, run ID, whether the run ID is the run's own (then NULL), pass,
-// retry time, payload.
+// retry time, item (0: NULL), payload.
 // The arrays are the parameters from $first on.
 func eventsFrom(seq string, first int) string {
-	types := []string{"integer", "bigint", "integer", "text", "integer", "bytea", "text", "boolean", "integer", "bigint", "bytea"}
+	types := []string{"integer", "bigint", "integer", "text", "integer", "bytea", "text", "boolean", "integer", "bigint", "bigint", "bytea"}
 	params := make([]string, len(types))
 	for k, typ := range types {
 		params[k] = fmt.Sprintf("$%d::%s[]", first+k, typ)
 	}
 	return `SELECT ` + seq + `, u.n, NULLIF(u.time, {nt}), NULLIF(u.task, -1), u.type, u.attempt, u.error,
-		CASE WHEN u.own THEN NULL ELSE u.run_id END, u.pass, NULLIF(u.retry_at, {nt}), u.payload
-	FROM unnest(` + strings.Join(params, ", ") + `) AS u(n, time, task, type, attempt, error, run_id, own, pass, retry_at, payload)`
+		CASE WHEN u.own THEN NULL ELSE u.run_id END, u.pass, NULLIF(u.retry_at, {nt}), NULLIF(u.item, 0), u.payload
+	FROM unnest(` + strings.Join(params, ", ") + `) AS u(n, time, task, type, attempt, error, run_id, own, pass, retry_at, item, payload)`
 }
 
-const eventCols = `run_seq, n, time, task, type, attempt, error, run_id, pass, retry_at, payload`
+const eventCols = `run_seq, n, time, task, type, attempt, error, run_id, pass, retry_at, item, payload`
 
 // createSQL inserts a run, its tasks and its events (history, folded
 // already) in one statement, unless the workflow has a run of that ID: $1
 // workflow, $2 run ID, $3 state, $4 trigger, $5 scheduled, $6 started, $7
 // ended, $8 error, $9 input, $10 owner or NULL (no lease), $11 TTL µs, $12
 // folded; $13–$19 the tasks (name, state, attempts, started, ended, error,
-// output); $20–$30 the events. It returns the run's seq, or no row.
+// output); $20–$31 the events. It returns the run's seq, or no row.
 func createSQL() string {
 	return `WITH r AS (
 	INSERT INTO {s}.runs (workflow, run_id, state, trigger, scheduled_at, started_at, ended_at, error, input, folded,
@@ -94,10 +94,10 @@ SELECT seq FROM r`
 // appendSQL is the one statement that writes a batch of a Recorder: the
 // fence ($1 seq, $2 owner, $3 held), which refuses the whole statement
 // unless the recorder still holds the run and locks the run's row against
-// a claim until the statement is committed; the events ($4–$14); and,
-// for a batch with a run event ($15), the run's row ($16 state, $17
-// started, $18 ended, $19 error, $20 input or NULL to keep it, $21 the
-// lease change, $22 the TTL in µs). It joins no table: PostgreSQL plans it
+// a claim until the statement is committed; the events ($4–$15); and,
+// for a batch with a run event ($16), the run's row ($17 state, $18
+// started, $19 ended, $20 error, $21 input or NULL to keep it, $22 the
+// lease change, $23 the TTL in µs). It joins no table: PostgreSQL plans it
 // once per connection, and a chain commits once per task.
 func appendSQL() string {
 	return `WITH f AS (
@@ -106,12 +106,12 @@ func appendSQL() string {
 	INSERT INTO {s}.events (` + eventCols + `)
 	` + eventsFrom("$1::bigint", 4) + `
 ), r AS (
-	UPDATE {s}.runs SET state = $16, started_at = NULLIF($17::bigint, {nt}), ended_at = NULLIF($18::bigint, {nt}), error = $19,
-		input = COALESCE($20::bytea, input),
-		owner = CASE $21::integer WHEN 0 THEN owner WHEN 1 THEN NULL ELSE $2 END,
-		lease_until = CASE $21::integer WHEN 0 THEN lease_until WHEN 1 THEN NULL ELSE clock_timestamp() + $22` + micros + ` END,
-		lease_ttl = CASE $21::integer WHEN 0 THEN lease_ttl WHEN 1 THEN NULL ELSE $22` + micros + ` END
-	WHERE seq = $1 AND $15::boolean
+	UPDATE {s}.runs SET state = $17, started_at = NULLIF($18::bigint, {nt}), ended_at = NULLIF($19::bigint, {nt}), error = $20,
+		input = COALESCE($21::bytea, input),
+		owner = CASE $22::integer WHEN 0 THEN owner WHEN 1 THEN NULL ELSE $2 END,
+		lease_until = CASE $22::integer WHEN 0 THEN lease_until WHEN 1 THEN NULL ELSE clock_timestamp() + $23` + micros + ` END,
+		lease_ttl = CASE $22::integer WHEN 0 THEN lease_ttl WHEN 1 THEN NULL ELSE $23` + micros + ` END
+	WHERE seq = $1 AND $16::boolean
 )
 SELECT fenced FROM f`
 }
@@ -169,12 +169,12 @@ FROM {s}.tasks WHERE run_seq = ANY($1::bigint[]) ORDER BY run_seq, pos`,
 		// The events of each run: every one, or only those not folded
 		// ($3); the payloads of those not folded ($4).
 		events: `SELECT e.run_seq, e.n, COALESCE(e.time, {nt}), COALESCE(e.task, -1), e.type, e.attempt, e.error, e.run_id,
-	e.pass, COALESCE(e.retry_at, {nt}), e.payload IS NOT NULL, CASE WHEN $4 AND e.n >= q.folded THEN e.payload END
+	e.pass, COALESCE(e.retry_at, {nt}), COALESCE(e.item, 0), e.payload IS NOT NULL, CASE WHEN $4 AND e.n >= q.folded THEN e.payload END
 FROM unnest($1::bigint[], $2::integer[]) AS q(seq, folded)
 JOIN {s}.events e ON e.run_seq = q.seq AND ($3 OR e.n >= q.folded)
 ORDER BY e.run_seq, e.n`,
 		pending: `SELECT e.run_seq, e.n, COALESCE(e.time, {nt}), COALESCE(e.task, -1), e.type, e.attempt, e.error, e.run_id,
-	e.pass, COALESCE(e.retry_at, {nt}), e.payload IS NOT NULL, NULL::bytea
+	e.pass, COALESCE(e.retry_at, {nt}), COALESCE(e.item, 0), e.payload IS NOT NULL, NULL::bytea
 FROM {s}.events e JOIN {s}.runs r ON r.seq = e.run_seq
 WHERE e.run_seq = $1 AND e.n >= r.folded ORDER BY e.n`,
 		retain:    retainSQL(cfg),

@@ -114,7 +114,7 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 	_, err := admin(t).Exec(ctx, `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.schema_version SET version = 99`)
 	require.NoError(t, err)
 	_, err = pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema))
-	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 2`, schema))
+	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 3`, schema))
 }
 
 func TestASchemaHoldingOtherTablesOfTheSameNamesIsRefused(t *testing.T) {
@@ -155,7 +155,41 @@ func TestReplicasStartingTogetherCreateTheSchemaOnce(t *testing.T) {
 	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+pgx.Identifier{schema}.Sanitize()+`.schema_version`).Scan(&version))
-	require.Equal(t, 2, version)
+	require.Equal(t, 3, version)
+}
+
+func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema)
+	c := newClock()
+	rec, err := s.Create(ctx, newRun("wf", "r1", "resize"))
+	require.NoError(t, err)
+	started := c.taskEntry("r1", 0, "resize", workflow.EventTaskStarted, 1, "", nil)
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{started}))
+	require.NoError(t, s.Close())
+	// Back to version 2: events had no item.
+	q := pgx.Identifier{schema}.Sanitize()
+	_, err = admin(t).Exec(ctx, `ALTER TABLE `+q+`.events DROP COLUMN item; UPDATE `+q+`.schema_version SET version = 2`)
+	require.NoError(t, err)
+
+	s = open(t, schema)
+	rs, err := s.Get(ctx, "wf", "r1")
+	require.NoError(t, err)
+	events := func(evs ...workflow.Event) []workflow.Event { return normal(workflow.RunStatus{Events: evs}).Events }
+	require.Equal(t, events(started.Event), normal(rs).Events, "an event of version 2 has Item 0")
+	rec, err = s.Create(ctx, newRun("wf", "r2", "resize"))
+	require.NoError(t, err)
+	items := c.taskEntry("r2", 0, "resize", workflow.EventItemsStarted, 1, "", nil)
+	items.Item = 100_000
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{items}))
+	rs, err = s.Get(ctx, "wf", "r2")
+	require.NoError(t, err)
+	require.Equal(t, events(items.Event), normal(rs).Events, "an event written since keeps its Item")
+	var version int
+	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
+	require.Equal(t, 3, version)
 }
 
 func TestStoresInTwoSchemasAreSeparate(t *testing.T) {

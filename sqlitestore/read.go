@@ -106,7 +106,7 @@ func scanEvents(ctx context.Context, st *sql.Stmt, runID string, seq, folded int
 			hasPayload bool
 			payload    []byte
 		)
-		if err := rows.Scan(&n, &at, &task, &ev.Type, &ev.Attempt, &ev.Error, &otherRun, &ev.Pass, &retryAt, &hasPayload, &payload); err != nil {
+		if err := rows.Scan(&n, &at, &task, &ev.Type, &ev.Attempt, &ev.Error, &otherRun, &ev.Pass, &retryAt, &ev.Item, &hasPayload, &payload); err != nil {
 			return err
 		}
 		ev.Time, ev.RetryAt = fromNanos(at), fromNanos(retryAt)

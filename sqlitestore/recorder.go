@@ -172,7 +172,7 @@ func pendingNames(tasks []workflow.TaskStatus) (string, bool) {
 }
 
 // eventCols is the number of columns of an event's row.
-const eventCols = 11
+const eventCols = 12
 
 // addEvent adds event n to the rows written by the next flushEvents; it
 // writes them once there are maxEventRows: a statement costs more than a
@@ -185,7 +185,7 @@ func (r *recorder) addEvent(ctx context.Context, n int64, ev *workflow.Event, po
 	if ev.RunID != r.key.runID {
 		runID = ev.RunID
 	}
-	r.rows = append(r.rows, r.seq, n, nanos(ev.Time), task, ev.Type, ev.Attempt, ev.Error, runID, ev.Pass, nanos(ev.RetryAt), payload)
+	r.rows = append(r.rows, r.seq, n, nanos(ev.Time), task, ev.Type, ev.Attempt, ev.Error, runID, ev.Pass, nanos(ev.RetryAt), ev.Item, payload)
 	if len(r.rows) == maxEventRows*eventCols {
 		return r.flushEvents(ctx)
 	}

@@ -23,7 +23,7 @@ func TestOpenRefusesAFileOfANewerSchema(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = sqlitestore.Open(path)
-	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 2")
+	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 3")
 }
 
 func TestOpenRefusesAFileThatIsNotADatabase(t *testing.T) {
@@ -56,7 +56,7 @@ func TestOpenCreatesTheSchemaInAnEmptyDatabase(t *testing.T) {
 	var version, app int64
 	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
 	require.NoError(t, db.QueryRow("PRAGMA application_id").Scan(&app))
-	require.Equal(t, int64(2), version)
+	require.Equal(t, int64(3), version)
 	require.NotZero(t, app)
 }
 
@@ -72,8 +72,9 @@ func TestOpenMigratesAVersion1File(t *testing.T) {
 		{Event: workflow.Event{Time: at, RunID: "r1", Type: workflow.EventRunStarted, Pass: 1}, Index: -1},
 	}))
 	require.NoError(t, s.Close())
-	// Back to version 1: events had neither pass nor retry_at.
-	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN pass; ALTER TABLE events DROP COLUMN retry_at; PRAGMA user_version = 1`)
+	// Back to version 1: events had neither pass nor retry_at (nor item).
+	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN pass; ALTER TABLE events DROP COLUMN retry_at;
+		ALTER TABLE events DROP COLUMN item; PRAGMA user_version = 1`)
 	require.NoError(t, err)
 
 	s = open(t, path)
@@ -82,5 +83,37 @@ func TestOpenMigratesAVersion1File(t *testing.T) {
 	require.Equal(t, []workflow.Event{{Time: at, RunID: "r1", Type: workflow.EventRunStarted}}, rs.Events, "an event of version 1 has no pass")
 	var version int64
 	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
-	require.Equal(t, int64(2), version)
+	require.Equal(t, int64(3), version)
+}
+
+func TestOpenMigratesAVersion2File(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := tempPath(t)
+	s, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	rec, err := s.Create(ctx, newRun("wf", "r1", "resize"))
+	require.NoError(t, err)
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	started := workflow.Event{Time: at, RunID: "r1", Task: "resize", Type: workflow.EventTaskStarted, Attempt: 1, Pass: 1}
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{{Event: started, Index: 0}}))
+	require.NoError(t, s.Close())
+	// Back to version 2: events had no item.
+	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN item; PRAGMA user_version = 2`)
+	require.NoError(t, err)
+
+	s = open(t, path)
+	rs, err := s.Get(ctx, "wf", "r1")
+	require.NoError(t, err)
+	require.Equal(t, []workflow.Event{started}, rs.Events, "an event of version 2 has Item 0")
+	rec, err = s.Create(ctx, newRun("wf", "r2", "resize"))
+	require.NoError(t, err)
+	items := workflow.Event{Time: at, RunID: "r2", Task: "resize", Type: workflow.EventItemsStarted, Attempt: 1, Pass: 1, Item: 100_000}
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{{Event: items, Index: 0}}))
+	rs, err = s.Get(ctx, "wf", "r2")
+	require.NoError(t, err)
+	require.Equal(t, []workflow.Event{items}, rs.Events, "an event written since keeps its Item")
+	var version int64
+	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, int64(3), version)
 }

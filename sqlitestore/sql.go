@@ -37,7 +37,7 @@ func (r *readStmts) defs() []stmtDef {
 		{&r.seqOf, `SELECT seq FROM runs WHERE workflow = ? AND run_id = ?`},
 		{&r.tasks, `SELECT name, state, attempts, started_at, ended_at, error, output IS NOT NULL, CASE WHEN ?2 THEN output END
 		FROM tasks WHERE run_seq = ?1 ORDER BY pos`},
-		{&r.events, `SELECT n, time, task, type, attempt, error, run_id, pass, retry_at, payload IS NOT NULL, CASE WHEN ?3 AND n >= ?2 THEN payload END
+		{&r.events, `SELECT n, time, task, type, attempt, error, run_id, pass, retry_at, item, payload IS NOT NULL, CASE WHEN ?3 AND n >= ?2 THEN payload END
 		FROM events WHERE run_seq = ?1 AND n >= ?4 ORDER BY n`},
 		{&r.orphans, `SELECT run_id FROM runs
 		WHERE workflow = ? AND state IN ('pending', 'running', 'interrupted') AND (owner IS NULL OR lease_until < ?)
@@ -82,8 +82,8 @@ const maxEventRows = 16
 
 // insertEvents is the INSERT of k events.
 func insertEvents(k int) string {
-	rows := strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", k)[2:]
-	return `INSERT INTO events (run_seq, n, time, task, type, attempt, error, run_id, pass, retry_at, payload) VALUES ` + rows
+	rows := strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", k)[2:]
+	return `INSERT INTO events (run_seq, n, time, task, type, attempt, error, run_id, pass, retry_at, item, payload) VALUES ` + rows
 }
 
 func (w *writeStmts) defs() []stmtDef {

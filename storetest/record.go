@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -362,4 +363,32 @@ func runStartedWithoutPayloadHasNoInput(f *fixture) {
 			got.HasInput, len(got.Outputs))
 	}
 	r.check()
+}
+
+func itemEventsKeepTheirItem(f *fixture) {
+	// A Map task's item events carry a count (items_started,
+	// items_progress) or an item's index (item_retrying, item_failed) in
+	// Event.Item; index 0 is the first item, not a missing one.
+	r := f.create("r1", "fetch", "resize")
+	item := func(typ string, n int, errText string) workflow.Entry {
+		e := r.task("resize", typ, 1, errText)
+		e.Item = n
+		return e
+	}
+	retrying := item(workflow.EventItemRetrying, 17, "thumbnail service busy")
+	retrying.RetryAt = retrying.Time.Add(1500 * time.Millisecond)
+	r.append(r.started(order{ID: 1}), r.succeeded("fetch", 1, []string{"a.png", "b.png"}),
+		r.task("resize", workflow.EventTaskStarted, 1, ""), item(workflow.EventItemsStarted, 100_000, ""))
+	r.check()
+	r.append(item(workflow.EventItemsProgress, 1000, ""), retrying)
+	r.check()
+	r.append(item(workflow.EventItemFailed, 0, "corrupt image"), r.task("resize", workflow.EventTaskFailed, 1, "item 0: corrupt image"),
+		r.event(workflow.EventRunFailed, `task "resize": item 0: corrupt image`))
+	r.check()
+	f.list(flow, workflow.HistoryQuery{}, r)
+	rs := f.get(flow, "r1")
+	got, ok := rs.Items("resize")
+	if want := (workflow.ItemsStatus{Total: 100_000, Done: 1000, Failed: []int{0}}); !ok || !reflect.DeepEqual(got, want) {
+		f.t.Fatalf("Items(%q) of the run read back = %+v, %t; want %+v, true", "resize", got, ok, want)
+	}
 }

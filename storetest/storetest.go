@@ -74,6 +74,7 @@ var rules = []struct {
 	{"RunsUnderWayOutliveRetention", runsUnderWayOutliveRetention},
 	{"PayloadsHoldInputAndSucceededOutputs", payloadsHoldInputAndOutputs},
 	{"RunStartedWithoutPayloadHasNoInput", runStartedWithoutPayloadHasNoInput},
+	{"MapItemEventsKeepTheirItem", itemEventsKeepTheirItem},
 
 	// Reading: read.go.
 	{"GetReturnsACopy", getReturnsACopy},
