@@ -70,6 +70,18 @@
 // ends it cancelled (ErrCancelled). RetryOnFailure and Resume continue a
 // failed run, reusing the outputs of the tasks that succeeded.
 //
+// # Control flow
+//
+// A task's Trigger (a TriggerRule) says which ends of its dependencies
+// start it: AllSucceeded by default, or AllDone, NoneFailed, OneSucceeded.
+// A task whose rule can no longer be met is skipped, and so, in turn, are
+// the tasks below it that need it; a handler may skip its own task by
+// returning Skip(reason). When some task has a rule other than the
+// default, a failure cancels nothing: every task runs or is skipped as its
+// rule says, and the run then fails naming the first failed task. Map runs
+// a handler once per element of a list known only at run time, and Sub
+// runs another workflow as one task, as a child run linked to its parent.
+//
 // # Errors
 //
 // Every error of the package is one line in one shape: "workflow", its

@@ -196,3 +196,66 @@ func ExampleWorkflow_History() {
 	// first succeeded succeeded 4
 	// 1 second
 }
+
+// A Map task calls its handler once per element of a list known only at run
+// time; its output is the list of results, in order.
+func ExampleMap() {
+	wf := workflow.MustNew[string, []int]("lengths", workflow.Tasks{
+		workflow.Task[string, []string]{Name: "split",
+			Handler: func(_ context.Context, s string) ([]string, error) { return strings.Fields(s), nil }},
+		workflow.Map[string, int]{Name: "length", Dependencies: []string{"split"}, MaxConcurrency: 2,
+			Handler: func(_ context.Context, word string) (int, error) { return len(word), nil }},
+	})
+	out, err := wf.Run(context.Background(), "a map over words")
+	fmt.Println(out, err)
+	// Output: [1 3 4 5] <nil>
+}
+
+// A handler may skip its task; a cleanup task with the AllDone rule runs
+// whatever happened upstream, and learns what did through Get.
+func ExampleSkip() {
+	wf := workflow.MustNew[int, string]("invoice", workflow.Tasks{
+		workflow.Task[int, int]{Name: "bill", Handler: func(_ context.Context, total int) (int, error) {
+			if total == 0 {
+				return 0, workflow.Skip("nothing to invoice")
+			}
+			return total, nil
+		}},
+		workflow.Task[workflow.Inputs, string]{Name: "notify", Dependencies: []string{"bill"}, Trigger: workflow.AllDone,
+			Handler: func(_ context.Context, in workflow.Inputs) (string, error) {
+				total, err := workflow.Get[int](in, "bill")
+				if errors.Is(err, workflow.ErrDependencySkipped) {
+					return "no invoice", nil
+				}
+				return fmt.Sprintf("invoiced %d", total), err
+			}},
+	})
+	for _, total := range []int{0, 42} {
+		out, err := wf.Run(context.Background(), total)
+		fmt.Println(out, err)
+	}
+	// Output:
+	// no invoice <nil>
+	// invoiced 42 <nil>
+}
+
+// Sub runs a workflow as one task of another; the child run is recorded in
+// the child's own history, linked to the parent's run.
+func ExampleSub() {
+	double := workflow.MustNew[int, int]("double", workflow.Tasks{
+		workflow.Task[int, int]{Name: "x2", Handler: func(_ context.Context, n int) (int, error) { return 2 * n, nil }},
+	})
+	wf := workflow.MustNew[int, int]("parent", workflow.Tasks{
+		workflow.Task[int, int]{Name: "inc", Handler: func(_ context.Context, n int) (int, error) { return n + 1, nil }},
+		workflow.Sub("double", double, "inc"),
+	})
+	ctx := context.Background()
+	x, _ := wf.Start(ctx, 20)
+	out, err := x.Wait(ctx)
+	fmt.Println(out, err)
+	runs, _ := double.History(ctx)
+	fmt.Println(runs[0].Trigger, runs[0].ParentRunID == x.ID())
+	// Output:
+	// 42 <nil>
+	// parent true
+}
