@@ -64,6 +64,8 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 		Output:         p.names[p.output],
 		Tasks:          make([]plandesc.Task, 0, len(p.order)),
 		MaxConcurrency: e.cfg.maxConcurrency,
+		ChecksInput:    e.validateIn,
+		ChecksOutput:   e.validateOut,
 	}
 	for _, i := range p.order {
 		t := &p.tasks[i]

@@ -31,6 +31,10 @@ type Plan struct {
 	// else the *workflow.WorkflowError a run would fail with (Permanent for
 	// a task's boundary).
 	Check func(v any, at Boundary) error
+	// ChecksInput and ChecksOutput say whether Check does anything for
+	// the workflow's input and output: whether their types carry validate
+	// tags (for the output, tags its task's own check does not cover).
+	ChecksInput, ChecksOutput bool
 	// MaxConcurrency is WithMaxConcurrency's bound; 0 means none.
 	MaxConcurrency int
 	// Schedule is the workflow's WithSchedule; nil without one.

@@ -1,0 +1,281 @@
+package temporalwf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/b3b01171/workflow"
+	"github.com/b3b01171/workflow/internal/plan"
+)
+
+// Inspect returns the status of run runID of wf, rebuilt from Temporal's
+// record of it: the run's state, each task's state, attempts, start and
+// end times and error, and the events in the library's event types, in the
+// order an in-process run records them. Temporal keeps only the last
+// attempt of an activity (its number and the failure before it): the
+// earlier attempts are rebuilt as a task_started and a task_retrying each,
+// timed at the task's scheduling, and only the last retry carries its
+// error. It wraps workflow.ErrNotFound for a run Temporal does not know or
+// that is not a run of wf.
+func Inspect[In, Out any](ctx context.Context, c client.Client, wf *workflow.Workflow[In, Out], runID string) (workflow.RunStatus, error) {
+	d, err := newDAG(wf)
+	if err != nil {
+		return workflow.RunStatus{}, err
+	}
+	if ctx == nil || c == nil {
+		return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("nil context or client: %w", workflow.ErrInvalidInput))
+	}
+	if runID == "" {
+		return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("empty run ID: %w", workflow.ErrNotFound))
+	}
+	var evs []*historypb.HistoryEvent
+	it := c.GetWorkflowHistory(ctx, runID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("no such run: %w", workflow.ErrNotFound))
+			}
+			return workflow.RunStatus{}, d.opError(runID, "Inspect", err)
+		}
+		evs = append(evs, ev)
+	}
+	// Temporal's history records an activity's start only once it ends:
+	// the attempts under way are in the execution's description.
+	var pending []*workflowpb.PendingActivityInfo
+	if desc, err := c.DescribeWorkflowExecution(ctx, runID, ""); err == nil {
+		pending = desc.GetPendingActivities()
+	} else if ctx.Err() != nil {
+		return workflow.RunStatus{}, ctx.Err()
+	}
+	return d.status(runID, evs, pending)
+}
+
+// status folds a Temporal history into a RunStatus.
+func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*workflowpb.PendingActivityInfo) (workflow.RunStatus, error) {
+	n := len(d.p.Tasks)
+	rs := workflow.RunStatus{RunID: runID, Workflow: d.p.Workflow, State: workflow.StatePending,
+		Trigger: workflow.TriggerManual, Tasks: make([]workflow.TaskStatus, n)}
+	for i, t := range d.p.Tasks {
+		rs.Tasks[i] = workflow.TaskStatus{Name: t.Name, State: workflow.StatePending}
+	}
+	add := func(i int, ev workflow.Event, data []byte) {
+		ev.RunID, ev.Pass = runID, 1
+		ev.Time = ev.Time.UTC()
+		pos := -1
+		if i >= 0 {
+			ev.Task, pos = d.p.Tasks[i].Name, i
+		}
+		_ = rs.Apply(workflow.Entry{Event: ev, Index: pos, Payload: workflow.Payload{Data: data}}) // pos names the task
+	}
+	byScheduled := map[int64]int{} // an activity's scheduled event ID → its task
+	scheduledAt := make([]time.Time, n)
+	attempt := make([]int, n)
+	open := make([]bool, n) // started and not ended
+	var timeout time.Duration
+	underway := make([]*workflowpb.PendingActivityInfo, n) // by task
+	for _, pa := range pending {
+		if i, ok := d.index[pa.GetActivityId()]; ok && pa.GetActivityType().GetName() == d.activityName(i) {
+			underway[i] = pa
+		}
+	}
+	// started records the start of attempt last of task i, after the
+	// attempts before it, rebuilt: Temporal keeps only the failure of the
+	// one before last.
+	started := func(i, last int, at time.Time, lastFailure *failurepb.Failure) {
+		for k := 1; k < last; k++ {
+			retry := workflow.Event{Type: workflow.EventTaskRetrying, Attempt: k, Time: scheduledAt[i]}
+			if k == last-1 {
+				retry.Error = failureMessage(lastFailure)
+			}
+			add(i, workflow.Event{Type: workflow.EventTaskStarted, Attempt: k, Time: scheduledAt[i]}, nil)
+			add(i, retry, nil)
+		}
+		add(i, workflow.Event{Type: workflow.EventTaskStarted, Attempt: last, Time: at}, nil)
+		attempt[i], open[i] = last, true
+	}
+	// end records the end of the run as the in-process engine does: the
+	// tasks under way cancelled, those never started skipped, then the
+	// run's event.
+	end := func(typ string, at time.Time, werr error, cancelRunning bool) {
+		msg := ""
+		var we *workflow.WorkflowError
+		if errors.As(werr, &we) {
+			msg = we.Message
+		}
+		for i := range n {
+			if cancelRunning && !open[i] && !scheduledAt[i].IsZero() && rs.Tasks[i].State == workflow.StatePending {
+				// Scheduled and never ended: once the run has ended,
+				// Temporal no longer says whether its attempt had begun.
+				started(i, 1, scheduledAt[i], nil)
+			}
+			if open[i] && cancelRunning {
+				open[i] = false
+				add(i, workflow.Event{Type: workflow.EventTaskCancelled, Attempt: attempt[i], Error: msg, Time: at}, nil)
+			}
+		}
+		for i := range n {
+			if rs.Tasks[i].State == workflow.StatePending {
+				add(i, workflow.Event{Type: workflow.EventTaskSkipped, Time: at}, nil)
+			}
+		}
+		ev := workflow.Event{Type: typ, Time: at}
+		if werr != nil {
+			ev.Error = werr.Error()
+		}
+		add(-1, ev, nil)
+	}
+	for k, e := range evs {
+		at := e.GetEventTime().AsTime()
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			a := e.GetWorkflowExecutionStartedEventAttributes()
+			if k != 0 || a.GetWorkflowType().GetName() != d.p.Workflow {
+				return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("the run is of Temporal workflow %q: %w", a.GetWorkflowType().GetName(), workflow.ErrNotFound))
+			}
+			timeout = a.GetWorkflowExecutionTimeout().AsDuration()
+			var input []byte
+			if ps := a.GetInput().GetPayloads(); len(ps) > 0 {
+				input = ps[0].GetData()
+			} else {
+				rs.Trigger = workflow.TriggerSchedule
+			}
+			if p, ok := a.GetSearchAttributes().GetIndexedFields()["TemporalScheduledStartTime"]; ok {
+				var t time.Time
+				if converter.GetDefaultDataConverter().FromPayload(p, &t) == nil {
+					rs.ScheduledAt = t.UTC()
+				}
+			}
+			add(-1, workflow.Event{Type: workflow.EventRunStarted, Time: at}, input)
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			a := e.GetActivityTaskScheduledEventAttributes()
+			if i, ok := d.index[a.GetActivityId()]; ok && a.GetActivityType().GetName() == d.activityName(i) {
+				byScheduled[e.GetEventId()] = i
+				scheduledAt[i] = at
+				if pa := underway[i]; pa != nil && (pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED || pa.GetAttempt() > 1) {
+					// Under way, or waiting to retry: its start is
+					// recorded nowhere else.
+					last, startedAt := int(pa.GetAttempt()), pa.GetLastStartedTime().AsTime()
+					if pa.GetState() != enumspb.PENDING_ACTIVITY_STATE_STARTED {
+						last-- // the attempt before, which failed
+					}
+					if pa.GetLastStartedTime() == nil {
+						startedAt = at
+					}
+					started(i, last, startedAt, pa.GetLastFailure())
+				}
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			a := e.GetActivityTaskStartedEventAttributes()
+			i, ok := byScheduled[a.GetScheduledEventId()]
+			if !ok {
+				continue
+			}
+			started(i, int(a.GetAttempt()), at, a.GetLastFailure())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			a := e.GetActivityTaskCompletedEventAttributes()
+			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
+				var data []byte
+				if ps := a.GetResult().GetPayloads(); len(ps) > 0 {
+					data = ps[0].GetData()
+				}
+				open[i] = false
+				add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: attempt[i], Time: at}, data)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			a := e.GetActivityTaskFailedEventAttributes()
+			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
+				typ := workflow.EventTaskFailed
+				if f, ok := failureDetails(a.GetFailure()); ok && slices.Contains(f.Sentinels, "timeout") {
+					typ = workflow.EventTaskTimedOut
+				}
+				open[i] = false
+				add(i, workflow.Event{Type: typ, Attempt: attempt[i], Error: failureMessage(a.GetFailure()), Time: at}, nil)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			a := e.GetActivityTaskTimedOutEventAttributes()
+			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
+				open[i] = false
+				msg := fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout)
+				add(i, workflow.Event{Type: workflow.EventTaskTimedOut, Attempt: attempt[i], Error: msg, Time: at}, nil)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+			a := e.GetActivityTaskCancelRequestedEventAttributes()
+			if i, ok := byScheduled[a.GetScheduledEventId()]; ok && (open[i] || rs.Tasks[i].State == workflow.StatePending) {
+				if !open[i] {
+					started(i, 1, scheduledAt[i], nil) // as at the run's end, below
+				}
+				open[i] = false
+				add(i, workflow.Event{Type: workflow.EventTaskCancelled, Attempt: attempt[i], Error: "another task failed", Time: at}, nil)
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			end(workflow.EventRunSucceeded, at, nil, false)
+			if ps := e.GetWorkflowExecutionCompletedEventAttributes().GetResult().GetPayloads(); len(ps) > 0 {
+				rs.Output = ps[0].GetData()
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+			f := plan.Failure{Workflow: d.p.Workflow, RunID: runID}
+			fl := e.GetWorkflowExecutionFailedEventAttributes().GetFailure()
+			if df, ok := failureDetails(fl); ok {
+				f = df
+				f.Workflow, f.RunID = d.p.Workflow, runID
+			} else {
+				f.Message = fl.GetMessage()
+			}
+			end(workflow.EventRunFailed, at, plan.Error(f), true)
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+			msg := "the run exceeded its RunTimeout"
+			if timeout > 0 {
+				msg = fmt.Sprintf("the run exceeded its RunTimeout (%v)", timeout)
+			}
+			end(workflow.EventRunTimedOut, at, plan.Error(plan.Failure{Workflow: d.p.Workflow, RunID: runID,
+				What: "timed out", Message: msg, Sentinels: []string{"timeout"}}), true)
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+			msg := "Cancel called"
+			if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED {
+				msg = "terminated in Temporal"
+			}
+			end(workflow.EventRunCancelled, at, plan.Error(plan.Failure{Workflow: d.p.Workflow, RunID: runID,
+				What: "cancelled", Message: msg, Sentinels: []string{"cancelled"}}), true)
+		}
+	}
+	return rs, nil
+}
+
+// failureDetails decodes the plan.Failure that this package's application
+// errors carry.
+func failureDetails(f *failurepb.Failure) (plan.Failure, bool) {
+	info := f.GetApplicationFailureInfo()
+	if info == nil || (info.GetType() != taskErrorType && info.GetType() != runErrorType) {
+		return plan.Failure{}, false
+	}
+	var out plan.Failure
+	if err := converter.GetDefaultDataConverter().FromPayloads(info.GetDetails(), &out); err != nil {
+		return plan.Failure{}, false
+	}
+	return out, true
+}
+
+// failureMessage is the message of an attempt's failure, as the in-process
+// engine records it.
+func failureMessage(f *failurepb.Failure) string {
+	if f == nil {
+		return ""
+	}
+	if f.GetTimeoutFailureInfo() != nil {
+		return "attempt timed out"
+	}
+	return f.GetMessage()
+}
