@@ -1250,12 +1250,12 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			return nil, nil, StateRunning, nil, n - 1
 		}
 		hctx := *tc
-		if timeout > 0 || hctx == nil || t.sub {
+		if timeout > 0 || hctx == nil || t.sub || t.mapped {
 			// A handler with a timeout may be left running past its
-			// attempt, and a Sub's child run may leave handlers running
-			// past its end: their context is their own.
+			// attempt, and so may a Map's items and a Sub's child run's
+			// handlers past their task's end: their context is their own.
 			hctx = &taskCtx{r: r}
-			if timeout == 0 && !t.sub {
+			if timeout == 0 && !t.sub && !t.mapped {
 				*tc = hctx
 			}
 		}
