@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -231,6 +232,43 @@ func TestRunPage(t *testing.T) {
 		require.Contains(t, body, `<section id="output"><h2>Output</h2>`)
 		require.Contains(t, body, `&#34;total&#34;: 3`)
 		require.NotContains(t, body, "<img")
+	})
+
+	t.Run("ShowsMapProgressSkipReasonsAndTheParentRun", func(t *testing.T) {
+		child := workflow.MustNew[[]int, int]("sum", workflow.Tasks{
+			workflow.Task[[]int, int]{Name: "add", Handler: func(_ context.Context, xs []int) (int, error) { return len(xs), nil }},
+		})
+		wf := workflow.MustNew[[]int, int]("mapped", workflow.Tasks{
+			workflow.Map[int, int]{Name: "each", Handler: func(_ context.Context, i int) (int, error) {
+				if i == 3 {
+					return 0, errors.New("bad item")
+				}
+				return i, nil
+			}},
+			workflow.Sub("sum", child, "each"),
+			workflow.Task[workflow.Inputs, int]{Name: "cleanup", Dependencies: []string{"sum"}, Trigger: workflow.AllDone,
+				Handler: func(context.Context, workflow.Inputs) (int, error) { return 0, nil }},
+		}, workflow.WithOutput("cleanup"))
+		_, err := wf.Run(context.Background(), []int{0, 1, 2, 3})
+		require.Error(t, err)
+		rs, err := wf.Status(context.Background())
+		require.NoError(t, err)
+		_, err = wf.Run(context.Background(), []int{5})
+		require.NoError(t, err)
+		runs, err := child.History(context.Background())
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		h, err := dashboard.New(dashboard.Add(wf), dashboard.Add(child))
+		require.NoError(t, err)
+
+		body := get(t, h, "/workflows/mapped/runs/"+rs.RunID).Body
+		require.Contains(t, rowOf(t, body, `data-task="each"`), `<div class="muted small items">3 / 4 items, failed: 3</div>`)
+		require.Contains(t, rowOf(t, body, `data-task="sum"`), `dependency &#34;each&#34; failed`, "the reason of a skip")
+		require.Contains(t, body, "each [item 3]")
+		require.Contains(t, body, "4 items")
+
+		body = get(t, h, "/workflows/sum/runs/"+runs[0].RunID).Body
+		require.Contains(t, body, `<span class="muted" id="parent-run">(child of run <code>`+runs[0].ParentRunID+`</code>)</span>`)
 	})
 
 	t.Run("OfAnUnknownRunIs404", func(t *testing.T) {

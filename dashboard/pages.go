@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/b3b01171/workflow"
@@ -323,6 +324,7 @@ type taskRow struct {
 	Started, Ended, Duration, Error string
 	Output                          string
 	Critical                        bool
+	Items                           string // a Map task's progress
 }
 
 type eventRow struct {
@@ -365,6 +367,7 @@ func (s *server) runPage(w http.ResponseWriter, r *request, f flow, id string) {
 			Name: t.Name, State: string(t.State), StateLabel: stateLabel(t.State), Attempts: t.Attempts,
 			Started: fmtTime(t.StartedAt), Ended: fmtTime(t.EndedAt), Duration: fmtDur(d),
 			Error: t.Error, Output: string(t.Output), Critical: critical[t.Name],
+			Items: itemsText(&rs, t.Name),
 		})
 	}
 	v.Events = make([]eventRow, 0, len(rs.Events))
@@ -375,6 +378,14 @@ func (s *server) runPage(w http.ResponseWriter, r *request, f flow, id string) {
 		}
 		if e.Attempt > 0 {
 			row.Attempt = strconv.Itoa(e.Attempt)
+		}
+		switch e.Type {
+		case workflow.EventItemRetrying, workflow.EventItemFailed:
+			row.Task += " [item " + strconv.Itoa(e.Item) + "]"
+		case workflow.EventItemsStarted:
+			row.Error = strconv.Itoa(e.Item) + " items"
+		case workflow.EventItemsProgress:
+			row.Error = strconv.Itoa(e.Item) + " done"
 		}
 		v.Events = append(v.Events, row)
 	}
@@ -455,4 +466,22 @@ func (s *server) resumeRun(w http.ResponseWriter, r *request, f flow, id string)
 			}
 		}
 	}
+}
+
+// itemsText is the progress of Map task name in rs, as "12 / 100 items",
+// with the failed items' indexes; "" for a task that is not a Map.
+func itemsText(rs *workflow.RunStatus, name string) string {
+	is, ok := rs.Items(name)
+	if !ok {
+		return ""
+	}
+	text := fmt.Sprintf("%d / %d items", is.Done, is.Total)
+	if len(is.Failed) > 0 {
+		failed := make([]string, len(is.Failed))
+		for k, i := range is.Failed {
+			failed[k] = strconv.Itoa(i)
+		}
+		text += ", failed: " + strings.Join(failed, ", ")
+	}
+	return text
 }

@@ -147,7 +147,11 @@ func (b *bundle) runs(t *testing.T) (ordersID, flakyID, slowID string) {
 	require.Error(t, err)
 	x, err := b.slow.Start(ctx, 5)
 	require.NoError(t, err)
-	waitState(t, b.slow, x.ID(), workflow.StateRunning)
+	require.Eventually(t, func() bool { // its task under way, not only the run
+		rs, err := b.slow.Inspect(ctx, x.ID())
+		task, _ := rs.Task("wait")
+		return err == nil && task.State == workflow.StateRunning
+	}, 10*time.Second, 2*time.Millisecond, "the slow run's task never started")
 	o, err := b.orders.Status(ctx)
 	require.NoError(t, err)
 	f, err := b.flaky.Status(ctx)
