@@ -17,6 +17,12 @@ type memSchedules struct {
 type memSchedule struct {
 	paused bool
 	last   time.Time // the latest fire claimed
+
+	// starting is the fire ClaimFireAlone granted not busy, whose run its
+	// Scheduler is starting, until FireStarted. It needs no time bound:
+	// the Scheduler is in this process, and calls FireStarted whatever
+	// becomes of the run.
+	starting time.Time
 }
 
 var _ ScheduleStore = (*MemoryStore)(nil)
@@ -48,6 +54,19 @@ func (s *MemoryStore) ClaimFire(ctx context.Context, workflow string, at time.Ti
 	return true, nil
 }
 
+// ClaimMissed implements ScheduleStore.
+func (s *MemoryStore) ClaimMissed(ctx context.Context, workflow string, last, upTo time.Time) (bool, error) {
+	m := &s.schedules
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc := m.of(workflow)
+	if last.IsZero() || !sc.last.Equal(last) || !upTo.After(last) {
+		return false, nil
+	}
+	sc.last = upTo
+	return true, nil
+}
+
 // SetPaused implements ScheduleStore.
 func (s *MemoryStore) SetPaused(ctx context.Context, workflow string, paused bool) error {
 	m := &s.schedules
@@ -75,4 +94,60 @@ func (s *MemoryStore) LastFire(ctx context.Context, workflow string) (time.Time,
 		return sc.last, nil
 	}
 	return time.Time{}, nil
+}
+
+// ClaimFireAlone implements ScheduleStore: busy when a run of the
+// workflow with Trigger "schedule" that a Recorder of this store holds is
+// pending or running, or a fire granted not busy is still starting (until
+// FireStarted, however long that takes).
+func (s *MemoryStore) ClaimFireAlone(ctx context.Context, workflow string, at time.Time) (granted, busy bool, err error) {
+	m := &s.schedules
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sc := m.of(workflow)
+	if !at.After(sc.last) {
+		return false, false, nil
+	}
+	sc.last = at
+	busy = !sc.starting.IsZero() || s.scheduledRunUnderWay(workflow)
+	if !busy {
+		sc.starting = at
+	}
+	return true, busy, nil
+}
+
+// FireStarted implements ScheduleStore.
+func (s *MemoryStore) FireStarted(ctx context.Context, workflow string, at time.Time) error {
+	m := &s.schedules
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sc := m.flows[workflow]; sc != nil && sc.starting.Equal(at) {
+		sc.starting = time.Time{}
+	}
+	return nil
+}
+
+// scheduledRunUnderWay reports whether a Recorder of this store holds a
+// scheduled run of workflow that has not ended. It takes s.mu after the
+// caller's m.mu, which is never taken under s.mu.
+func (s *MemoryStore) scheduledRunUnderWay(workflow string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := s.flows[workflow]
+	if f == nil {
+		return false
+	}
+	for e := f.order.Back(); e != nil; e = e.Prev() {
+		rec := e.Value.(*record)
+		if rec.ended.Load() {
+			continue
+		}
+		rec.mu.Lock()
+		under := rec.owned && rec.rs.Trigger == TriggerSchedule && !rec.rs.State.Ended()
+		rec.mu.Unlock()
+		if under {
+			return true
+		}
+	}
+	return false
 }

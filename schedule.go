@@ -47,19 +47,34 @@ type Schedule struct {
 	// "CRON_TZ=" prefix: the zone is set here only.
 	Timezone string
 	// Overlap says what a fire does while the previous run is still going;
-	// the zero value is OverlapSkip. It holds within one Scheduler: the
-	// Schedulers sharing a store each see only their own runs.
+	// the zero value is OverlapSkip. With a ScheduleStore, OverlapSkip and
+	// OverlapQueue see the scheduled runs of every Scheduler sharing the
+	// store (see OverlapPolicy); otherwise each Scheduler sees only its
+	// own.
 	Overlap OverlapPolicy
-	// CatchUpWindow makes up a fire missed while no Scheduler was running:
-	// when a Scheduler starts, or the workflow is registered on a started
-	// one, the most recent fire planned within CatchUpWindow before now
-	// and after the last fire handled runs at once, with its planned time
-	// as ScheduledAt (once across the Schedulers sharing the store). Older
-	// missed fires are not made up, nor fires planned while the schedule
-	// was paused. It needs a store that is a ScheduleStore (which knows
-	// the last fire handled, as MemoryStore does for this process and
-	// pgstore across replicas); 0, the default, makes up nothing, and a
-	// negative window is an error.
+	// CatchUpWindow makes up the fires missed while no Scheduler was
+	// running: when a Scheduler starts, or the workflow is registered on
+	// a started one, each fire planned after the last fire handled and
+	// within CatchUpWindow before now runs once, oldest first, with its
+	// planned time as ScheduledAt; across the Schedulers sharing the
+	// store, each made-up fire runs on the one that claims it.
+	//
+	// The made-up runs go one after another, whatever Overlap says: each
+	// starts when the previous one has ended, and the fires that come
+	// meanwhile follow Overlap as usual, a made-up run counting as a
+	// scheduled run under way (under OverlapSkip they are skipped). At
+	// most the latest 100 fires are made up, so that "@every 1s" with a
+	// six-hour window starts 100 runs, not 21,600. The missed fires not
+	// made up (older than the window, or beyond those 100) are skipped:
+	// they are passed to the hooks as Events of type "schedule_skipped",
+	// the latest 100 one by one and any earlier ones in a single event
+	// that counts them, by the Scheduler that claims the latest of them.
+	// Fires planned while the schedule was paused are not made up.
+	//
+	// It needs a store that is a ScheduleStore (which knows the last fire
+	// handled, as MemoryStore does for this process and pgstore across
+	// replicas). A workflow that never fired has missed nothing. 0, the
+	// default, makes up nothing, and a negative window is an error.
 	CatchUpWindow time.Duration
 }
 
@@ -67,6 +82,13 @@ type Schedule struct {
 // previous scheduled run is still going. Only scheduled runs count: runs
 // started by Scheduler.Trigger, Run or Start neither wait for the policy nor
 // hold up a fire.
+//
+// With a ScheduleStore, a scheduled run of any Scheduler sharing the store
+// counts, found in the same atomic step that claims the fire
+// (ScheduleStore.ClaimFireAlone): a run of another replica, including one
+// Recover took over from a replica that died, holds up OverlapSkip as a
+// run of this Scheduler does. A run whose replica died counts again once
+// it is recovered, not while it waits for its lease to expire.
 type OverlapPolicy int
 
 const (
@@ -78,7 +100,9 @@ const (
 	// OverlapQueue keeps at most one fire waiting, started when the run
 	// under way ends (its ScheduledAt is still the time it fired); fires
 	// while one waits are skipped as with OverlapSkip. Stop drops a waiting
-	// fire.
+	// fire. The queue is each Scheduler's own: a fire waits for a run of
+	// the Scheduler that claimed it, and a fire that finds only another
+	// Scheduler's run under way is skipped.
 	OverlapQueue
 )
 
@@ -268,14 +292,18 @@ func WithSchedulerLogger(l *slog.Logger) SchedulerOption {
 // replica of a service, on a database both reach. When the workflow's
 // store is a ScheduleStore (MemoryStore, pgstore), each fire runs on the
 // one Scheduler that claims it from the store, the others skipping it
-// silently, and Pause holds for all of them. A store that is not runs
-// every fire on every Scheduler, and keeps pauses to each. Replicas agree
-// on fire times because cron times are wall-clock minutes and "@every"
-// times are whole seconds.
+// silently, OverlapSkip sees the scheduled runs of all of them, and Pause
+// holds for all of them. A store that is not runs every fire on every
+// Scheduler, and keeps pauses to each. Replicas agree on fire times
+// because cron times are wall-clock minutes and "@every" times are whole
+// seconds. With a durable store, each Scheduler also recovers the runs
+// of replicas that died (see WithRecoverInterval).
 //
 // Use NewScheduler; the zero Scheduler also works, without a logger.
 type Scheduler struct {
-	logger *slog.Logger
+	logger       *slog.Logger
+	recoverEvery time.Duration
+	recoverSet   bool // recoverEvery was given; otherwise DefaultRecoverInterval
 
 	mu      sync.Mutex
 	entries []*entry // in registration order
@@ -406,9 +434,11 @@ func (s *Scheduler) Register(w ScheduledWorkflow) error {
 }
 
 // Start begins firing the registered workflows; the first fire of each is
-// its schedule's first time after now, or a missed fire made up at once
-// (see Schedule.CatchUpWindow). Start on a started Scheduler does
-// nothing; Start after Stop starts again.
+// its schedule's first time after now, or missed fires made up at once
+// (see Schedule.CatchUpWindow). It also begins recovering the runs that
+// stopped processes left, at once and then periodically (see
+// WithRecoverInterval). Start on a started Scheduler does nothing; Start
+// after Stop starts again.
 func (s *Scheduler) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -420,6 +450,14 @@ func (s *Scheduler) Start() {
 	s.gen.ctx, s.gen.cancel = context.WithCancel(context.Background())
 	for _, en := range s.entries {
 		s.launch(en, s.gen)
+	}
+	every := DefaultRecoverInterval
+	if s.recoverSet {
+		every = s.recoverEvery
+	}
+	if every > 0 {
+		s.gen.loops.add()
+		go s.recoverLoop(s.gen, every)
 	}
 }
 
@@ -584,8 +622,8 @@ func (s *Scheduler) launch(en *entry, g *generation) {
 // (which testing/synctest could not see through) and the queue holds at
 // most one fire.
 //
-// The loop begins at from, with a fire missed before it if
-// Schedule.CatchUpWindow makes one up, and goes on at next.
+// The loop begins at from with the fires missed before it that
+// Schedule.CatchUpWindow makes up, one after another, and goes on at next.
 func (s *Scheduler) loop(en *entry, g *generation, from, next time.Time) {
 	defer func() {
 		s.mu.Lock()
@@ -594,9 +632,11 @@ func (s *Scheduler) loop(en *entry, g *generation, from, next time.Time) {
 	}()
 	var (
 		ended    = make(chan struct{}) // a scheduled run of this loop ended
-		running  int                   // scheduled runs under way
+		madeUp   = make(chan struct{}) // a made-up run ended
+		running  int                   // scheduled runs under way, made-up ones included
 		queued   bool                  // a fire waits (OverlapQueue)
 		queuedAt time.Time
+		backlog  []time.Time // made-up fires claimed, waiting their turn
 		timer    *time.Timer
 		fire     <-chan time.Time
 	)
@@ -613,29 +653,46 @@ func (s *Scheduler) loop(en *entry, g *generation, from, next time.Time) {
 		}
 		fire = timer.C
 	}
+	start := func(at time.Time, starting bool, done chan<- struct{}) {
+		if s.startScheduled(en, g, at, starting, done) {
+			running++
+		}
+	}
+	makeUp := func() {
+		if len(backlog) > 0 {
+			at := backlog[0]
+			backlog = backlog[1:]
+			s.madeUp(en, g, at)
+			start(at, false, madeUp)
+		}
+	}
+	backlog = s.catchUp(g.ctx, en, g, from)
 	arm()
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
-	if missed := s.missed(g.ctx, en, from); !missed.IsZero() && s.claim(g.ctx, en, missed) {
-		s.madeUp(en, g, missed)
-		if s.startScheduled(en, g, missed, ended) {
-			running++
-		}
-	}
+	makeUp()
 	for {
 		select {
 		case <-g.stop:
 			return
+		case <-madeUp:
+			running--
+			if len(backlog) > 0 {
+				makeUp()
+				continue
+			}
+			if queued && running == 0 {
+				queued = false
+				start(queuedAt, false, ended)
+			}
 		case <-ended:
 			running--
-			if queued {
+			if queued && running == 0 {
 				queued = false
-				if s.startScheduled(en, g, queuedAt, ended) {
-					running++
-				}
+				start(queuedAt, false, ended)
 			}
 		case <-fire:
 			fired := next
@@ -649,21 +706,33 @@ func (s *Scheduler) loop(en *entry, g *generation, from, next time.Time) {
 			if !s.fired(en, g, fired, next) {
 				return
 			}
-			if !s.claim(g.ctx, en, fired) {
+			if en.ps.Overlap == OverlapAllow {
+				if s.claim(g.ctx, en, fired) {
+					start(fired, false, ended)
+				}
 				arm()
 				continue
 			}
+			ok, busy := s.claimAlone(g.ctx, en, fired)
+			if !ok {
+				arm()
+				continue
+			}
+			starting := en.ss != nil && !busy // the store counts it as starting
 			switch {
-			case running == 0 || en.ps.Overlap == OverlapAllow:
-				if s.startScheduled(en, g, fired, ended) {
-					running++
-				}
-			case en.ps.Overlap == OverlapQueue && !queued:
+			case running == 0 && !busy:
+				start(fired, starting, ended)
+			case en.ps.Overlap == OverlapQueue && running > 0 && !queued:
+				s.fireStarted(g.ctx, en, fired, starting)
 				queued, queuedAt = true, fired
-			case en.ps.Overlap == OverlapQueue:
+			case en.ps.Overlap == OverlapQueue && running > 0:
+				s.fireStarted(g.ctx, en, fired, starting)
 				s.skip(en, fired, "a fire is already waiting for the run under way")
-			default:
+			case running > 0:
+				s.fireStarted(g.ctx, en, fired, starting)
 				s.skip(en, fired, "the previous run is still going")
+			default:
+				s.skip(en, fired, "a scheduled run of another Scheduler sharing the store is still going")
 			}
 			arm()
 		}
@@ -683,23 +752,25 @@ func (s *Scheduler) fired(en *entry, g *generation, fired, next time.Time) bool 
 }
 
 // startScheduled starts a run of en for the fire at fired, unless g has
-// stopped; the run signals ended when it is over.
-func (s *Scheduler) startScheduled(en *entry, g *generation, fired time.Time, ended chan<- struct{}) bool {
+// stopped; the run signals ended when it is over. starting: the store
+// counts the fire as starting (ClaimFireAlone) until told it started.
+func (s *Scheduler) startScheduled(en *entry, g *generation, fired time.Time, starting bool, ended chan<- struct{}) bool {
 	s.mu.Lock()
 	select {
 	case <-g.stop:
 		s.mu.Unlock()
+		s.fireStarted(g.ctx, en, fired, starting)
 		return false
 	default:
 	}
 	grp := s.runs
 	grp.n.add()
 	s.mu.Unlock()
-	go s.runScheduled(en, g, grp, fired, ended)
+	go s.runScheduled(en, g, grp, fired, starting, ended)
 	return true
 }
 
-func (s *Scheduler) runScheduled(en *entry, g *generation, grp *runGroup, fired time.Time, ended chan<- struct{}) {
+func (s *Scheduler) runScheduled(en *entry, g *generation, grp *runGroup, fired time.Time, starting bool, ended chan<- struct{}) {
 	defer s.finished(grp)
 	defer func() {
 		select {
@@ -709,6 +780,9 @@ func (s *Scheduler) runScheduled(en *entry, g *generation, grp *runGroup, fired 
 	}()
 	defer s.recoverIn(en, "a scheduled run")
 	r, err := s.begin(grp.ctx, en, fired, withTrigger(TriggerSchedule, fired))
+	// The run is in the store now, or will never be: its own state tells
+	// other Schedulers whether it is under way.
+	s.fireStarted(grp.ctx, en, fired, starting)
 	if err != nil {
 		var werr *WorkflowError
 		id := ""
@@ -878,15 +952,9 @@ func (s *Scheduler) refreshPaused() {
 // that Stop interrupted) are passed over, logged but not reported to hooks.
 func (s *Scheduler) claim(ctx context.Context, en *entry, fired time.Time) bool {
 	if en.ss == nil {
-		s.mu.Lock()
-		paused := en.paused
-		s.mu.Unlock()
-		if paused {
-			s.logFire(en, fired, "workflow: scheduled fire passed over: the schedule is paused")
-		}
-		return !paused
+		return !s.localPause(en, fired)
 	}
-	var claimed, paused bool
+	var claimed bool
 	err := s.storeCall(ctx, en, "ClaimFire", func(ctx context.Context) (err error) {
 		claimed, err = en.ss.ClaimFire(ctx, en.name, fired)
 		return err
@@ -900,75 +968,82 @@ func (s *Scheduler) claim(ctx context.Context, en *entry, fired time.Time) bool 
 		return false
 	}
 	// Claimed even when paused: the fire is handled, and not made up.
-	err = s.storeCall(ctx, en, "Paused", func(ctx context.Context) (err error) {
+	return !s.storePause(ctx, en, fired)
+}
+
+// claimAlone is claim for the overlap policies that need to know whether
+// a scheduled run is under way on another Scheduler: with a ScheduleStore
+// it also reports busy, as ClaimFireAlone does. A fire that is not run
+// but that the store counts as starting is told to the store as started.
+func (s *Scheduler) claimAlone(ctx context.Context, en *entry, fired time.Time) (ok, busy bool) {
+	if en.ss == nil {
+		return !s.localPause(en, fired), false
+	}
+	// Not busy itself: the call may outlive storeCall, and write late.
+	var claimed, isBusy bool
+	err := s.storeCall(ctx, en, "ClaimFireAlone", func(ctx context.Context) (err error) {
+		claimed, isBusy, err = en.ss.ClaimFireAlone(ctx, en.name, fired)
+		return err
+	})
+	if err != nil {
+		s.logStore(en, "workflow: scheduled fire skipped: the store could not claim it", err, fired)
+		return false, false
+	}
+	if !claimed {
+		s.logFire(en, fired, "workflow: scheduled fire passed over: another scheduler claimed it")
+		return false, false
+	}
+	if s.storePause(ctx, en, fired) {
+		s.fireStarted(ctx, en, fired, !isBusy)
+		return false, false
+	}
+	return true, isBusy
+}
+
+// localPause reports whether this Scheduler's own pause passes the fire
+// over, for a store that is not a ScheduleStore.
+func (s *Scheduler) localPause(en *entry, fired time.Time) bool {
+	s.mu.Lock()
+	paused := en.paused
+	s.mu.Unlock()
+	if paused {
+		s.logFire(en, fired, "workflow: scheduled fire passed over: the schedule is paused")
+	}
+	return paused
+}
+
+// storePause reports whether the fire claimed at fired is passed over:
+// the schedule is paused, or the store could not say.
+func (s *Scheduler) storePause(ctx context.Context, en *entry, fired time.Time) bool {
+	var paused bool
+	err := s.storeCall(ctx, en, "Paused", func(ctx context.Context) (err error) {
 		paused, err = en.ss.Paused(ctx, en.name)
 		return err
 	})
 	if err != nil {
 		s.logStore(en, "workflow: scheduled fire skipped: the store could not say whether the schedule is paused", err, fired)
-		return false
+		return true
 	}
 	s.notePaused(en, paused)
 	if paused {
 		s.logFire(en, fired, "workflow: scheduled fire passed over: the schedule is paused")
 	}
-	return !paused
+	return paused
 }
 
-// missed returns the fire of en to make up when its loop begins at from,
-// as Schedule.CatchUpWindow says; zero if none.
-func (s *Scheduler) missed(ctx context.Context, en *entry, from time.Time) time.Time {
-	if en.ss == nil || en.ps.CatchUpWindow <= 0 {
-		return time.Time{}
+// fireStarted tells the store that the fire at fired, which it counts as
+// starting, has its run or will have none. A failure is logged: the store
+// counts the fire as starting for a bounded time.
+func (s *Scheduler) fireStarted(ctx context.Context, en *entry, fired time.Time, starting bool) {
+	if !starting || en.ss == nil {
+		return
 	}
-	var last time.Time
-	err := s.storeCall(ctx, en, "LastFire", func(ctx context.Context) (err error) {
-		last, err = en.ss.LastFire(ctx, en.name)
-		return err
+	err := s.storeCall(ctx, en, "FireStarted", func(ctx context.Context) error {
+		return en.ss.FireStarted(ctx, en.name, fired)
 	})
 	if err != nil {
-		s.logStore(en, "workflow: no catch-up: the store could not give the last fire", err, time.Time{})
-		return time.Time{}
+		s.logStore(en, "workflow: the store could not note that the fire's run started", err, fired)
 	}
-	return en.ps.missed(last, from)
-}
-
-// missed returns the most recent fire time after last, no later than now
-// and no earlier than CatchUpWindow before now; zero if none, or if last is
-// zero (the workflow never fired: nothing was missed).
-func (p *parsedSchedule) missed(last, now time.Time) time.Time {
-	if last.IsZero() || !last.Before(now) {
-		return time.Time{}
-	}
-	from := now.Add(-p.CatchUpWindow)
-	if last.After(from) {
-		from = last
-	}
-	if every, ok := p.sched.(cron.ConstantDelaySchedule); ok {
-		// "@every d" counts from the last fire.
-		n := now.Sub(last) / every.Delay
-		at := last.Add(n * every.Delay).In(p.loc)
-		if n == 0 || at.Before(from) {
-			return time.Time{}
-		}
-		return at
-	}
-	var at time.Time
-	for t := p.next(from); !t.IsZero() && !t.After(now); t = p.next(t) {
-		at = t
-	}
-	return at
-}
-
-// madeUp records the made-up fire of en at at as its last.
-func (s *Scheduler) madeUp(en *entry, g *generation, at time.Time) {
-	s.mu.Lock()
-	if s.gen == g && at.After(en.prev) {
-		en.prev = at
-	}
-	s.mu.Unlock()
-	s.log(slog.LevelInfo, "workflow: making up a missed fire", "workflow", en.name, "scheduled_at", at,
-		"catch_up_window", en.ps.CatchUpWindow.String())
 }
 
 // storeCall calls f, a call of the ScheduleStore named method, on a

@@ -68,8 +68,13 @@ type Store interface {
 // on the same store and workflow. A Scheduler checks for it with a type
 // assertion on the workflow's store. With it, each fire runs on the one
 // Scheduler that claims it, a pause holds for every Scheduler, and
-// Schedule.CatchUpWindow knows which fire was handled last. Without it,
-// each Scheduler fires on its own, and a pause is its own.
+// Schedule.CatchUpWindow knows which fire was handled last, and
+// OverlapSkip sees the scheduled runs of every Scheduler. Without it, each
+// Scheduler fires on its own, and a pause is its own.
+//
+// The interface is the seam between the Scheduler and the stores of this
+// module and its nested modules; it grows with the Scheduler's needs, and
+// is not meant for other stores to implement yet.
 //
 // MemoryStore implements it, for the Schedulers of one process; package
 // pgstore, for replicas on one database. All methods must be safe for
@@ -87,9 +92,37 @@ type ScheduleStore interface {
 	// Paused reports whether the workflow's schedule is paused; false for
 	// a workflow the store knows nothing of.
 	Paused(ctx context.Context, workflow string) (bool, error)
-	// LastFire returns the latest fire of the workflow that ClaimFire
-	// granted; the zero time if none.
+	// LastFire returns the latest fire of the workflow that was
+	// claimed; the zero time if none.
 	LastFire(ctx context.Context, workflow string) (time.Time, error)
+	// ClaimMissed claims at once every fire of the workflow planned after
+	// last and no later than upTo, if last is still the latest fire
+	// claimed: of all callers with one last, at most one gets true, and
+	// the latest fire claimed becomes upTo. A Scheduler catching up calls
+	// it with what LastFire gave, so that one Scheduler makes up the
+	// missed fires, in order. A claim sent again after a lost answer gets
+	// the same answer. A zero last is refused: a workflow that never
+	// fired missed nothing.
+	ClaimMissed(ctx context.Context, workflow string, last, upTo time.Time) (bool, error)
+	// ClaimFireAlone claims the fire as ClaimFire does (granted), and in
+	// the same atomic step reports whether a scheduled run of the
+	// workflow is under way on any Scheduler sharing the store (busy),
+	// for OverlapSkip and OverlapQueue: a run with Trigger "schedule"
+	// that is pending or running under a live owner (a run whose owner's
+	// lease expired does not count until Recover takes it over), or a
+	// fire granted not busy whose Scheduler is still starting its run.
+	// A fire granted not busy counts as starting until FireStarted is
+	// called for it, or, should its Scheduler die first, for a bounded
+	// time (pgstore: its lease TTL); a fire granted busy is claimed all
+	// the same, and its Scheduler skips it. busy is false for a fire not
+	// granted. A claim sent again after a lost answer gets the same
+	// answer.
+	ClaimFireAlone(ctx context.Context, workflow string, at time.Time) (granted, busy bool, err error)
+	// FireStarted ends the start of the fire at at that ClaimFireAlone
+	// granted not busy: its run is in the store now, or could not be
+	// created. The Scheduler calls it once the run has started or failed
+	// to; it does nothing for a fire that is not starting.
+	FireStarted(ctx context.Context, workflow string, at time.Time) error
 }
 
 // Recorder appends the entries of one run to its record in a Store.

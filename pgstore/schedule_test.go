@@ -113,7 +113,9 @@ func TestPauseOnOneReplicaHoldsForEvery(t *testing.T) {
 	var during, after int
 	for _, a := range at {
 		switch {
-		case a.After(pausedAt) && a.Before(unpausedAt):
+		// A fire planned just before Unpause may read the pause after it,
+		// on a busy machine: it is not counted.
+		case a.After(pausedAt) && a.Before(unpausedAt.Add(-500*time.Millisecond)):
 			during++
 		case a.After(unpausedAt):
 			after++
@@ -134,13 +136,26 @@ func TestCatchUpAfterEveryReplicaWasDown(t *testing.T) {
 	require.NotEmpty(t, before)
 	last := before[len(before)-1]
 
-	time.Sleep(time.Until(last.Add(2500 * time.Millisecond))) // two fires missed
+	time.Sleep(time.Until(last.Add(3500 * time.Millisecond))) // three fires missed
 	ss, ws = replicas(t, schema, 2, sched)
-	eventually(t, "the missed fire is made up", func() bool { return len(fires(t, ws[0])) > len(before) })
+	eventually(t, "the missed fires are made up", func() bool {
+		runs, err := ws[0].History(context.Background(), workflow.HistoryState(workflow.StateSucceeded))
+		require.NoError(t, err)
+		return len(runs) >= len(before)+3
+	})
 	stopAll(t, ss)
 	at := fires(t, ws[0])
 	requireOncePerSecond(t, at)
-	require.Equal(t, last.Add(2*time.Second), at[len(before)].UTC(), "the latest missed fire, once: %v", at)
+	require.Equal(t, []time.Time{last.Add(time.Second), last.Add(2 * time.Second), last.Add(3 * time.Second)},
+		utc(at[len(before):len(before)+3]), "each missed fire once, oldest first: %v", at)
+}
+
+func utc(ts []time.Time) []time.Time {
+	out := make([]time.Time, len(ts))
+	for i, t := range ts {
+		out[i] = t.UTC()
+	}
+	return out
 }
 
 func TestAVersion1SchemaGainsTheSchedulesTable(t *testing.T) {
@@ -159,7 +174,7 @@ func TestAVersion1SchemaGainsTheSchedulesTable(t *testing.T) {
 	require.True(t, ok)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
-	require.Equal(t, 3, version)
+	require.Equal(t, 4, version)
 }
 
 func TestScheduleCallsRefuseABadNameAndAClosedStore(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // schemaVersion is the version of the schema this package writes, kept in
 // the table schema_version. migrations[v] takes a schema from version v to
 // v+1; {s} stands for the quoted schema name.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // The schema. Times of runs, tasks and events are unix nanoseconds (NULL
 // for the zero time): timestamptz keeps microseconds, and a store gives
@@ -42,7 +42,8 @@ const schemaVersion = 3
 // the next entries of migrations: version 2 adds the schedules of
 // workflow.ScheduleStore (see schedule.go); version 3 adds events.item,
 // Event.Item, NULL for 0 as most events have it, so that their rows do not
-// grow.
+// grow; version 4 adds the fire a Scheduler is starting and the function
+// claim_fire (see schedule.go).
 var migrations = []string{
 	0: `
 CREATE TABLE {s}.runs (
@@ -132,6 +133,53 @@ CREATE TABLE {s}.schedules (
 	// Event.Item. Without a default, adding the column rewrites no row.
 	2: `
 ALTER TABLE {s}.events ADD COLUMN item bigint;
+`,
+	// The fire whose run a Scheduler is starting (unix ns), granted not
+	// busy by claim_fire, until the Scheduler says the run started
+	// (FireStarted) or, should it die first, until starting_until.
+	//
+	// claim_fire claims a fire (ClaimFire, ClaimFireAlone) in one call: it
+	// locks the workflow's row, then, for alone, looks for a scheduled run
+	// under way in a statement of its own, whose snapshot is taken after
+	// the lock: a run created before the fire that was starting it was
+	// ended is then seen, or that fire is.
+	3: `
+ALTER TABLE {s}.schedules ADD COLUMN IF NOT EXISTS starting bigint, ADD COLUMN IF NOT EXISTS starting_until timestamptz;
+CREATE OR REPLACE FUNCTION {s}.claim_fire(wf text, at bigint, claim_id text, alone boolean, ttl_us bigint,
+	OUT granted boolean, OUT busy boolean) LANGUAGE plpgsql AS $$
+DECLARE
+	r {s}.schedules%ROWTYPE;
+BEGIN
+	granted := false;
+	busy := false;
+	INSERT INTO {s}.schedules (workflow) VALUES (wf) ON CONFLICT (workflow) DO NOTHING;
+	SELECT * INTO r FROM {s}.schedules WHERE workflow = wf FOR UPDATE;
+	IF r.last_fire = at AND r.claim = claim_id THEN
+		-- Sent again after a lost answer: the same answer.
+		granted := true;
+		busy := alone AND r.starting IS DISTINCT FROM at;
+		RETURN;
+	END IF;
+	IF r.last_fire IS NOT NULL AND r.last_fire >= at THEN
+		RETURN;
+	END IF;
+	granted := true;
+	IF alone THEN
+		busy := r.starting IS NOT NULL AND r.starting_until > clock_timestamp() OR EXISTS (
+			SELECT 1 FROM {s}.runs
+			WHERE workflow = wf AND state IN ('pending', 'running') AND trigger = 'schedule'
+				AND lease_until > clock_timestamp());
+	END IF;
+	IF alone AND NOT busy THEN
+		UPDATE {s}.schedules SET last_fire = at, claim = claim_id, claimed_at = clock_timestamp(),
+			starting = at, starting_until = clock_timestamp() + ttl_us * interval '1 microsecond'
+		WHERE workflow = wf;
+	ELSE
+		UPDATE {s}.schedules SET last_fire = at, claim = claim_id, claimed_at = clock_timestamp()
+		WHERE workflow = wf;
+	END IF;
+END
+$$;
 `,
 }
 

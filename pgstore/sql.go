@@ -33,7 +33,7 @@ type statements struct {
 	events    string // seq[], folded[], every event?, payloads?
 	pending   string // seq: the events not folded, without payloads
 
-	claimFire, setPaused, paused, lastFire string // see schedule.go
+	claimFire, claimMissed, fireStarted, setPaused, paused, lastFire string // see schedule.go
 }
 
 // The lease changes of appendSQL.
@@ -177,16 +177,18 @@ ORDER BY e.run_seq, e.n`,
 	e.pass, COALESCE(e.retry_at, {nt}), COALESCE(e.item, 0), e.payload IS NOT NULL, NULL::bytea
 FROM {s}.events e JOIN {s}.runs r ON r.seq = e.run_seq
 WHERE e.run_seq = $1 AND e.n >= r.folded ORDER BY e.n`,
-		retain:    retainSQL(cfg),
-		claimFire: claimFireSQL,
-		setPaused: setPausedSQL,
-		paused:    pausedSQL,
-		lastFire:  lastFireSQL,
+		retain:      retainSQL(cfg),
+		claimFire:   claimFireSQL,
+		claimMissed: claimMissedSQL,
+		fireStarted: fireStartedSQL,
+		setPaused:   setPausedSQL,
+		paused:      pausedSQL,
+		lastFire:    lastFireSQL,
 	}
 	r := strings.NewReplacer("{s}", schema, "{nt}", fmt.Sprint(int64(noTime)))
 	for _, p := range []*string{&s.create, &s.append, &s.fold, &s.claim, &s.leaseOf, &s.renew, &s.orphans, &s.workflows,
 		&s.retain, &s.runByID, &s.runNewest, &s.runBySeq, &s.list, &s.seqOf, &s.tasks, &s.events, &s.pending,
-		&s.claimFire, &s.setPaused, &s.paused, &s.lastFire} {
+		&s.claimFire, &s.claimMissed, &s.fireStarted, &s.setPaused, &s.paused, &s.lastFire} {
 		*p = r.Replace(*p)
 	}
 	return s

@@ -114,7 +114,7 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 	_, err := admin(t).Exec(ctx, `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.schema_version SET version = 99`)
 	require.NoError(t, err)
 	_, err = pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema))
-	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 3`, schema))
+	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 4`, schema))
 }
 
 func TestASchemaHoldingOtherTablesOfTheSameNamesIsRefused(t *testing.T) {
@@ -155,7 +155,7 @@ func TestReplicasStartingTogetherCreateTheSchemaOnce(t *testing.T) {
 	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+pgx.Identifier{schema}.Sanitize()+`.schema_version`).Scan(&version))
-	require.Equal(t, 3, version)
+	require.Equal(t, 4, version)
 }
 
 func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
@@ -189,7 +189,7 @@ func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
 	require.Equal(t, events(items.Event), normal(rs).Events, "an event written since keeps its Item")
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
-	require.Equal(t, 3, version)
+	require.Equal(t, 4, version)
 }
 
 func TestStoresInTwoSchemasAreSeparate(t *testing.T) {

@@ -101,4 +101,7 @@ var rules = []struct {
 	// Schedules, for a workflow.ScheduleStore: schedule.go.
 	{"EachFireIsClaimedOnce", eachFireIsClaimedOnce},
 	{"PauseIsKeptPerWorkflow", pauseIsKeptPerWorkflow},
+	{"MissedFiresAreClaimedOnceFromTheLastFire", missedFiresAreClaimedOnceFromTheLastFire},
+	{"AFireClaimedAloneIsBusyWhileAScheduledRunIsUnderWay", aFireClaimedAloneIsBusyWhileAScheduledRunIsUnderWay},
+	{"AFireClaimedAloneIsBusyWhileAnotherIsStarting", aFireClaimedAloneIsBusyWhileAnotherIsStarting},
 }
