@@ -2,10 +2,13 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/b3b01171/workflow"
 )
@@ -98,6 +101,63 @@ func benchmarkRun(b *testing.B, shape func(n int) workflow.Tasks) {
 			b.ReportMetric(float64(elapsed.Nanoseconds())/k, "ns/task")
 			b.ReportMetric(float64(bytes)/k, "B/task")
 			b.ReportMetric(float64(allocs)/k, "allocs/task")
+		})
+	}
+}
+
+// BenchmarkReplicaSchedulerFires measures the fires a three-replica
+// scheduler setup sustains: three Schedulers, each on its own Store (its
+// own pool) on one schema, as three processes would be, share n workflows
+// on "@every 1s" for five seconds. It reports the runs started per second
+// across the three (fires/s), the fires of those seconds that got no run
+// (missed), and fails on a fire run twice.
+func BenchmarkReplicaSchedulerFires(b *testing.B) {
+	for _, n := range []int{100, 500, 1000} {
+		b.Run(fmt.Sprintf("workflows=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				schema := newSchema(b)
+				open(b, schema)
+				var ss []*workflow.Scheduler
+				for range 3 {
+					st := open(b, schema)
+					s := workflow.NewScheduler(workflow.WithRecoverInterval(0))
+					for i := range n {
+						w, err := workflow.New[struct{}, struct{}](fmt.Sprintf("wf%04d", i),
+							workflow.Tasks{workflow.Task[struct{}, struct{}]{Name: "noop", Handler: func(context.Context, struct{}) (struct{}, error) {
+								return struct{}{}, nil
+							}}},
+							workflow.WithStore(st), workflow.WithSchedule(workflow.Schedule{Cron: "@every 1s"}))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if err := s.Register(w); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ss = append(ss, s)
+				}
+				start := time.Now().Truncate(time.Second).Add(time.Second)
+				for _, s := range ss {
+					s.Start()
+				}
+				const secs = 5
+				time.Sleep(time.Until(start.Add(secs*time.Second - 100*time.Millisecond)))
+				for _, s := range ss {
+					s.Stop(context.Background())
+				}
+				var runs, dups int
+				q := pgx.Identifier{schema}.Sanitize()
+				err := admin(b).QueryRow(context.Background(), `SELECT count(*), count(*) - count(DISTINCT (workflow, scheduled_at))
+FROM `+q+`.runs WHERE trigger = 'schedule' AND state = 'succeeded'`).Scan(&runs, &dups)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if dups != 0 {
+					b.Fatalf("%d fires ran twice", dups)
+				}
+				b.ReportMetric(float64(runs)/secs, "fires/s")
+				b.ReportMetric(float64(secs*n-runs), "missed")
+			}
 		})
 	}
 }
