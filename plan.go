@@ -69,6 +69,14 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 	}
 	for _, i := range p.order {
 		t := &p.tasks[i]
+		switch {
+		case t.mapped:
+			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q is a Map", t.name))
+		case t.sub:
+			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q is a Sub", t.name))
+		case t.trigger != AllSucceeded:
+			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q has Trigger %s", t.name, t.trigger))
+		}
 		retry := t.retry
 		d.Tasks = append(d.Tasks, plandesc.Task{
 			Name:         t.name,
@@ -171,6 +179,9 @@ func failureOf(err error) plandesc.Failure {
 		if errors.Is(err, sentinelsByName[name]) {
 			f.Sentinels = append(f.Sentinels, name)
 		}
+	}
+	if reason, ok := skipReason(err); ok {
+		f.Skip = reason
 	}
 	var pe *panicError
 	if errors.As(err, &pe) {

@@ -189,6 +189,21 @@ func TestPlanErrorRebuildsAWorkflowError(t *testing.T) {
 	require.Equal(t, workflow.ErrInvalidInput, s)
 }
 
+func TestPlanNamesWhatAnAdapterMustKnowAbout(t *testing.T) {
+	p, err := plan.Of(planDiamond(t))
+	require.NoError(t, err)
+	require.Empty(t, p.Unsupported)
+	wf := workflow.MustNew[int, int]("rules", workflow.Tasks{
+		workflow.Task[int, int]{Name: "a", Handler: func(ctx context.Context, n int) (int, error) { return n, nil }},
+		workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Trigger: workflow.AllDone,
+			Handler: func(ctx context.Context, n int) (int, error) { return n, nil }},
+	})
+	p, err = plan.Of(wf)
+	require.NoError(t, err)
+	require.Equal(t, []string{`task "b" has Trigger all_done`}, p.Unsupported)
+	require.Equal(t, "not today", plan.FailureOf(fmt.Errorf("wrapped: %w", workflow.Skip("not today"))).Skip)
+}
+
 func TestPlanOfRejectsWhatIsNotAWorkflow(t *testing.T) {
 	for _, v := range []any{nil, 42, (*workflow.Workflow[int, int])(nil), &workflow.Workflow[int, int]{}} {
 		_, err := plan.Of(v)

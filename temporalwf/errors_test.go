@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/b3b01171/workflow"
 	"github.com/b3b01171/workflow/temporalwf"
@@ -127,4 +128,53 @@ func TestATimedOutTaskWrapsErrTimeout(t *testing.T) {
 	task, _ := rs.Task("work")
 	require.Equal(t, workflow.StateTimedOut, task.State)
 	require.Equal(t, 2, task.Attempts)
+}
+
+func TestRegisterRefusesWhatTemporalDoesNotRunYet(t *testing.T) {
+	w := worker.New(dial(t), "refused", worker.Options{})
+	id := func(ctx context.Context, n int) (int, error) { return n, nil }
+	child := workflow.MustNew[int, int]("child", workflow.Tasks{workflow.Task[int, int]{Name: "a", Handler: id}})
+	for name, tasks := range map[string]workflow.Tasks{
+		`task "b" has Trigger all_done`: {
+			workflow.Task[int, int]{Name: "a", Handler: id},
+			workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Trigger: workflow.AllDone, Handler: id},
+		},
+		`task "b" is a Sub`: {
+			workflow.Task[int, int]{Name: "a", Handler: id},
+			workflow.Sub("b", child, "a"),
+		},
+		`task "b" is a Map`: {
+			workflow.Task[int, []int]{Name: "a", Handler: func(ctx context.Context, n int) ([]int, error) { return []int{n}, nil }},
+			workflow.Map[int, int]{Name: "b", Dependencies: []string{"a"}, Handler: id},
+		},
+		`Retry.Backoff 0.5`: {
+			workflow.Task[int, int]{Name: "a", Handler: id, Retry: workflow.RetryPolicy{Attempts: 3, Backoff: 0.5}},
+		},
+	} {
+		var err error
+		if name == `task "b" is a Map` {
+			err = temporalwf.Register(w, workflow.MustNew[int, []int]("refusedMap", tasks))
+		} else {
+			err = temporalwf.Register(w, workflow.MustNew[int, int]("refused", tasks))
+		}
+		require.ErrorIs(t, err, workflow.ErrInvalidWorkflow, name)
+		require.ErrorContains(t, err, name)
+	}
+	ok := oneTask("twice", workflow.RetryPolicy{}, 0, id)
+	require.NoError(t, temporalwf.Register(w, ok))
+	err := temporalwf.Register(w, ok)
+	require.ErrorIs(t, err, workflow.ErrInvalidWorkflow, "a name registered twice")
+}
+
+func TestASkippingTaskFailsOnTemporal(t *testing.T) {
+	ctx := testContext(t)
+	wf := oneTask("skipper", workflow.RetryPolicy{Attempts: 3}, 0, func(ctx context.Context, n int) (int, error) {
+		return 0, workflow.Skip("nothing to do")
+	})
+	c, queue := setup(t, registers(wf))
+	_, err := temporalwf.Run(ctx, c, wf, 1, temporalwf.TaskQueue(queue))
+	var werr *workflow.WorkflowError
+	require.ErrorAs(t, err, &werr)
+	require.Equal(t, 1, werr.Attempts)
+	require.ErrorContains(t, err, `workflow.Skip("nothing to do"): skipping a task is not supported on Temporal yet`)
 }

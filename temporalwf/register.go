@@ -425,6 +425,11 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 				// whatever the handler made of its context's end.
 				return nil, fail(err, true)
 			}
+			if reason := plan.FailureOf(err).Skip; reason != "" {
+				// Skipping a task (and what it means for its dependents)
+				// is not mapped onto Temporal yet: the task fails.
+				return nil, fail(workflow.Permanent(fmt.Errorf("workflow.Skip(%q): skipping a task is not supported on Temporal yet", reason)), false)
+			}
 			again, err := t.Retryable(err)
 			return nil, fail(err, again)
 		}

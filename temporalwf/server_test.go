@@ -146,10 +146,15 @@ func startServer() (stop func(), err error) {
 	if err := sqliteschema.CreateNamespaces(&db, ns); err != nil {
 		return nil, fmt.Errorf("creating the namespace: %w", err)
 	}
-	// Timers fire on time rather than up to a second late, so that retry
-	// waits of a few milliseconds take about that.
 	dc := dynamicconfig.StaticClient{
+		// Timers fire on time rather than up to a second late, so that
+		// retry waits of a few milliseconds take about that.
 		dynamicconfig.TimerProcessorMaxTimeShift.Key(): 10 * time.Millisecond,
+		// One partition per task queue, as the CLI's dev server has it:
+		// with the default four, a task may wait in a partition that no
+		// poller of a lone worker is on.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),

@@ -143,6 +143,9 @@ type Failure struct {
 	Stage     string            `json:"stage,omitempty"`
 	// Permanent: the error was wrapped by workflow.Permanent.
 	Permanent bool `json:"permanent,omitempty"`
+	// Skip is the reason of a workflow.Skip the error wraps; "" when it
+	// wraps none.
+	Skip string `json:"skip,omitempty"`
 }
 
 // Hooks is what package workflow installs at init: how this package reaches
