@@ -115,6 +115,7 @@ type runConfig struct {
 	taskTimeout map[string]time.Duration
 	trigger     string
 	parentRunID string
+	byParent    bool // resumed by its parent's Sub task
 	scheduledAt time.Time
 	inputErr    error // set by the scheduler when the schedule's input failed
 	errs        []error

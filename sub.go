@@ -20,7 +20,10 @@ import (
 // task has no retry of its own (retries belong to the child's tasks); when
 // Resume or RetryOnFailure runs the task again, it resumes the child run
 // that failed rather than starting another, and a child run that
-// succeeded gives its recorded output without running again.
+// succeeded gives its recorded output without running again. A child run
+// left unfinished by a stopped process is recovered with its parent (when
+// the parent's Recover resumes the parent run), never by child's own
+// Recover.
 func Sub[I, O any](name string, child *Workflow[I, O], dependencies ...string) AnyTask {
 	return subTask[I, O]{name: name, child: child, deps: dependencies}
 }
@@ -72,7 +75,7 @@ func runChild[I, O any](ctx context.Context, child *Workflow[I, O], task string,
 	default:
 		// A child run left running or pending was its parent's, whose
 		// process stopped: this parent run takes it over.
-		r, err = e.resume(ctx, id, nil, rs.State == StateRunning || rs.State == StatePending)
+		r, err = e.resume(ctx, id, []RunOption{byParent}, rs.State == StateRunning || rs.State == StatePending)
 		if errors.Is(err, errClaimedElsewhere) {
 			err = opError(e.name, id, "Sub", newError(ErrRunElsewhere, "the child run is under way elsewhere"))
 		}
@@ -86,6 +89,9 @@ func runChild[I, O any](ctx context.Context, child *Workflow[I, O], task string,
 }
 
 var errParentEnded = errors.New("the parent run ended")
+
+// byParent marks the resumption of a child run by its parent's Sub task.
+func byParent(c *runConfig) { c.byParent = true }
 
 // withParent marks the child run of a Sub task of run parent.
 func withParent(parent string) RunOption {

@@ -246,6 +246,8 @@ func (w *Workflow[In, Out]) Resume(ctx context.Context, runID string, opts ...Ru
 // and reported in the error, which wraps ErrNotResumable; the others are
 // returned all the same.
 //
+// The child runs of Sub tasks are left to their parents' recovery.
+//
 // Execution is at least once: a task under way when its process stopped
 // runs again. Handlers with side effects should be idempotent, for instance
 // by deriving a key from Info(ctx): RunID + "/" + Task.
@@ -862,6 +864,9 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	_, active := e.active[runID]
 	e.mu.Unlock()
 	switch {
+	case recovering && rs.Trigger == TriggerParent && !rc.byParent:
+		// A Sub task's child run: its parent's recovery resumes it.
+		return nil, errClaimedElsewhere
 	case recovering && (active || rs.State.Ended()):
 		// Listed as an orphan, then resumed (and maybe ended) by another
 		// process or Workflow value before this one came to it.
