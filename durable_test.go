@@ -75,8 +75,14 @@ func (s *jsonStore) Payloads(ctx context.Context, wf, runID string) (workflow.Ru
 	}
 	p := workflow.RunPayloads{HasInput: rs.Input != nil, Input: workflow.Payload{Data: rs.Input}, Outputs: map[string]workflow.Payload{}}
 	for _, t := range rs.Tasks {
-		if t.State == workflow.StateSucceeded {
+		switch {
+		case t.State == workflow.StateSucceeded:
 			p.Outputs[t.Name] = workflow.Payload{Data: t.Output}
+		case t.Output != nil: // a failed Map's kept outputs
+			if p.Partial == nil {
+				p.Partial = map[string]workflow.Payload{}
+			}
+			p.Partial[t.Name] = workflow.Payload{Data: t.Output}
 		}
 	}
 	return p, nil

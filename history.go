@@ -161,7 +161,9 @@ type TaskStatus struct {
 	Error string `json:"error,omitempty"`
 	// Output is the task's output as the workflow's Codec encoded it, when
 	// the task succeeded, the store is Persistent and the Codec is
-	// JSONCodec; nil otherwise.
+	// JSONCodec; nil otherwise. For a Map task that failed, it is what the
+	// task keeps of its items' outputs for Resume, when the store and
+	// Codec are those: {"done": [indexes], "outputs": [their outputs]}.
 	Output json.RawMessage `json:"output,omitempty"`
 }
 
@@ -192,6 +194,9 @@ func (rs *RunStatus) fold(ev *Event, task int, data []byte) {
 			}
 		case EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
 			t.State, t.EndedAt, t.Error = taskEnd[ev.Type], ev.Time, ev.Error
+			if data != nil { // a failed Map task's items' outputs
+				t.Output = data
+			}
 		}
 		return
 	}
@@ -334,6 +339,7 @@ type record struct {
 	outputs  []any         // by position in rs.Tasks; dropped when the run succeeds
 	live     *liveOutputs  // the engine's outputs, instead of outputs
 	result   any           // the run's output, once it succeeded
+	partials map[int]any   // by position: failed Map tasks' kept outputs
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping DefaultMaxRuns runs
@@ -510,6 +516,12 @@ func (s *MemoryStore) Payloads(ctx context.Context, workflow, runID string) (Run
 		Output: Payload{Value: rec.result}}
 	for k, t := range rec.rs.Tasks {
 		if t.State != StateSucceeded {
+			if v, ok := rec.partials[k]; ok {
+				if p.Partial == nil {
+					p.Partial = map[string]Payload{}
+				}
+				p.Partial[t.Name] = Payload{Value: v}
+			}
 			continue
 		}
 		if v, ok := rec.output(k); ok {
@@ -605,11 +617,23 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	r.rs.fold(ev, task, e.Payload.Data)
 	r.addEvent(ev, task)
 	if task >= 0 {
-		if ev.Type == EventTaskSucceeded && e.Payload.Value != nil && r.live == nil {
-			if r.outputs == nil {
-				r.outputs = make([]any, len(r.rs.Tasks))
+		switch ev.Type {
+		case EventTaskSucceeded:
+			if e.Payload.Value != nil && r.live == nil {
+				if r.outputs == nil {
+					r.outputs = make([]any, len(r.rs.Tasks))
+				}
+				r.outputs[task] = e.Payload.Value
 			}
-			r.outputs[task] = e.Payload.Value
+		case EventTaskFailed, EventTaskTimedOut, EventTaskCancelled, EventTaskSkipped:
+			if e.Payload.Value != nil {
+				if r.partials == nil {
+					r.partials = map[int]any{}
+				}
+				r.partials[task] = e.Payload.Value
+			} else if r.partials != nil {
+				delete(r.partials, task)
+			}
 		}
 		return false, nil
 	}
@@ -629,7 +653,7 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 		r.owned = false
 		r.index = nil // an ended run is read, not written: free the index
 		if r.rs.State == StateSucceeded {
-			r.input, r.outputs, r.live = nil, nil, nil // nothing to resume
+			r.input, r.outputs, r.live, r.partials = nil, nil, nil, nil // nothing to resume
 			r.result = e.Payload.Value
 		}
 		r.ended.Store(true)

@@ -32,9 +32,12 @@ import (
 // their own, so a Map over 100,000 items stays as cheap to record as a
 // few tasks.
 //
-// Resume and RetryOnFailure run a failed Map task again from its first
-// item: the outputs of the items that had succeeded are not kept.
-// OverrideRetry and OverrideTimeout of a Map task apply to its items.
+// A Map task that fails keeps the outputs of the items that succeeded (in
+// its run's record, as the payload of its task_failed or task_timed_out
+// event): Resume and RetryOnFailure then run only the items that failed or
+// never started. A process that stops in the middle of a Map task keeps
+// nothing of it: Recover runs every item again. OverrideRetry and
+// OverrideTimeout of a Map task apply to its items.
 type Map[I, O any] struct {
 	// Name identifies the task, as Task.Name.
 	Name string
@@ -73,6 +76,7 @@ func (m Map[I, O]) spec() taskSpec {
 		out:         reflect.TypeFor[[]O](),
 		mapped:      true,
 		concurrency: m.MaxConcurrency,
+		kept:        reflect.TypeFor[mapKept[O]](),
 	}
 	if m.Handler != nil {
 		h := m.Handler
@@ -86,6 +90,13 @@ func (m Map[I, O]) spec() taskSpec {
 
 // noRetry is the task-level policy of a Map task: retries are its items'.
 var noRetry RetryPolicy
+
+// mapKept is what a failed Map task keeps of its items' outputs: those of
+// the items Done, in the same order.
+type mapKept[O any] struct {
+	Done    []int `json:"done"`
+	Outputs []O   `json:"outputs"`
+}
 
 // mapping is one attempt of a Map task: its items under way.
 type mapping[I, O any] struct {
@@ -103,6 +114,7 @@ type mapping[I, O any] struct {
 	cancel context.CancelCauseFunc
 	next   atomic.Int64 // the next item to take
 	done   atomic.Int64 // items that succeeded
+	ok     []bool       // per item: it succeeded (each written by its item alone)
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -112,21 +124,29 @@ type mapping[I, O any] struct {
 }
 
 // mapItems runs h on every item, as Map describes, and returns the outputs
-// in order.
-func mapItems[I, O any](ctx context.Context, items []I, h func(context.Context, I) (O, error)) ([]O, error) {
+// in order, a []O. On failure, it returns what the task keeps of its
+// items' outputs (a mapKept[O], or nil) with the error.
+func mapItems[I, O any](ctx context.Context, items []I, h func(context.Context, I) (O, error)) (any, error) {
 	m := &mapping[I, O]{items: items, out: make([]O, len(items)), h: h, retry: &noRetry, limit: len(items)}
 	if len(items) == 0 {
 		return m.out, nil
 	}
+	m.ok = make([]bool, len(items))
+	kept := 0
 	if tc, ok := ctx.Value(infoKey{}).(*taskCtx); ok {
 		m.r, m.task = tc.r, tc.task
 		m.retry, m.timeout = tc.r.policy(tc.task)
 		if c := tc.r.e.plan.tasks[tc.task].concurrency; c > 0 {
 			m.limit = min(c, len(items))
 		}
+		kept = m.restore(tc.r.keptOf(tc.task))
 	}
 	m.step = max(1, (len(items)+99)/100)
 	m.emit(Event{Type: EventItemsStarted, Item: len(items)})
+	if kept > 0 {
+		m.done.Store(int64(kept))
+		m.emit(Event{Type: EventItemsProgress, Item: kept})
+	}
 	m.ctx, m.cancel = context.WithCancelCause(ctx)
 	defer m.cancel(nil)
 	m.mu.Lock()
@@ -136,7 +156,7 @@ func mapItems[I, O any](ctx context.Context, items []I, h func(context.Context, 
 	go m.work()
 	m.wg.Wait()
 	if m.err != nil {
-		return nil, m.err
+		return m.kept(), m.err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -168,6 +188,9 @@ func (m *mapping[I, O]) work() {
 		if k >= len(m.items) || m.ctx.Err() != nil {
 			break
 		}
+		if m.ok[k] {
+			continue // kept from an earlier attempt
+		}
 		m.mu.Lock()
 		if m.idle == 0 && m.workers < m.limit && k+1 < len(m.items) {
 			m.workers++
@@ -192,6 +215,7 @@ func (m *mapping[I, O]) item(k int) {
 		out, err := attempt(m.ctx, h, nil, m.timeout)
 		if err == nil {
 			m.out[k], _ = out.(O)
+			m.ok[k] = true
 			m.succeeded()
 			return
 		}
@@ -199,6 +223,7 @@ func (m *mapping[I, O]) item(k int) {
 			return // another item failed, or the task's context ended
 		}
 		if _, ok := skipReason(err); ok {
+			m.ok[k] = true
 			m.succeeded() // the zero O
 			return
 		}
@@ -218,6 +243,42 @@ func (m *mapping[I, O]) item(k int) {
 			return
 		}
 	}
+}
+
+// restore takes the outputs kept by an earlier attempt of the task, if
+// they fit its items, and returns how many.
+func (m *mapping[I, O]) restore(v any) int {
+	kept, ok := v.(mapKept[O])
+	if !ok || len(kept.Done) != len(kept.Outputs) {
+		return 0
+	}
+	for _, k := range kept.Done {
+		if k < 0 || k >= len(m.items) || m.ok[k] {
+			clear(m.ok)
+			return 0 // not this list's: run every item
+		}
+		m.ok[k] = true
+	}
+	for j, k := range kept.Done {
+		m.out[k] = kept.Outputs[j]
+	}
+	return len(kept.Done)
+}
+
+// kept is what the task keeps of its items' outputs when it fails: nil
+// when no item succeeded.
+func (m *mapping[I, O]) kept() any {
+	var kept mapKept[O]
+	for k, ok := range m.ok {
+		if ok {
+			kept.Done = append(kept.Done, k)
+			kept.Outputs = append(kept.Outputs, m.out[k])
+		}
+	}
+	if len(kept.Done) == 0 {
+		return nil
+	}
+	return kept
 }
 
 func (m *mapping[I, O]) succeeded() {

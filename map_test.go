@@ -290,3 +290,75 @@ func TestNewChecksMapTasks(t *testing.T) {
 	require.ErrorIs(t, err, workflow.ErrInvalidWorkflow, "its items' retry policy is checked")
 	require.False(t, errors.Is(err, workflow.ErrTypeMismatch))
 }
+
+func TestResumeOfAFailedMapRunsOnlyTheItemsThatDidNotSucceed(t *testing.T) {
+	stores := map[string]func() workflow.Store{
+		"memory":     func() workflow.Store { return workflow.NewMemoryStore() },
+		"persistent": func() workflow.Store { return newJSONStore() },
+	}
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			var calls [10]atomic.Int32
+			var failing atomic.Bool
+			failing.Store(true)
+			w := listThenMap(t, workflow.Map[int, string]{MaxConcurrency: 1, // items in order: 0, 1, 2 succeed, 3 fails
+				Handler: func(ctx context.Context, i int) (string, error) {
+					calls[i].Add(1)
+					if i == 3 && failing.Load() {
+						return "", errBoom
+					}
+					return itoa(ctx, i)
+				}}, workflow.WithStore(newStore()))
+			x, err := w.Start(t.Context(), 10)
+			require.NoError(t, err)
+			_, err = x.Wait(t.Context())
+			require.ErrorIs(t, err, errBoom)
+			rs, err := w.Inspect(t.Context(), x.ID())
+			require.NoError(t, err)
+			items, _ := rs.Items("parse")
+			assert.Equal(t, workflow.ItemsStatus{Total: 10, Done: 3, Failed: []int{3}}, items)
+			if name == "persistent" {
+				parse, _ := rs.Task("parse")
+				assert.JSONEq(t, `{"done":[0,1,2],"outputs":["0","1","2"]}`, string(parse.Output), "what the failed Map keeps")
+			}
+
+			failing.Store(false)
+			out, err := w.Resume(t.Context(), x.ID())
+			require.NoError(t, err)
+			assert.Equal(t, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, out)
+			for i := range calls {
+				want := int32(1)
+				if i == 3 {
+					want = 2
+				}
+				assert.Equal(t, want, calls[i].Load(), "item %d", i)
+			}
+			rs, err = w.Inspect(t.Context(), x.ID())
+			require.NoError(t, err)
+			requireCompleteEvents(t, rs)
+			items, _ = rs.Items("parse")
+			assert.Equal(t, workflow.ItemsStatus{Total: 10, Done: 10}, items)
+		})
+	}
+}
+
+func TestRetryOnFailureOfAMapRunsOnlyTheItemsThatDidNotSucceed(t *testing.T) {
+	var calls [5]atomic.Int32
+	w := listThenMap(t, workflow.Map[int, string]{
+		Handler: func(ctx context.Context, i int) (string, error) {
+			if calls[i].Add(1) == 1 && i == 4 {
+				return "", errBoom
+			}
+			return itoa(ctx, i)
+		}})
+	out, err := w.Run(t.Context(), 5, workflow.RetryOnFailure(1))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"0", "1", "2", "3", "4"}, out)
+	assert.Equal(t, int32(2), calls[4].Load())
+	total := int32(0)
+	for i := range calls {
+		total += calls[i].Load()
+	}
+	assert.LessOrEqual(t, total, int32(5+5), "no item ran more than twice")
+	assert.Less(t, total, int32(10), "the items that had succeeded were kept") // some started before item 4 failed
+}

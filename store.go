@@ -180,6 +180,12 @@ type RunPayloads struct {
 	Input    Payload
 	// Outputs holds the outputs of the run's succeeded tasks, by task name.
 	Outputs map[string]Payload
+	// Partial holds, by task name, the payload of the end event of each
+	// task that did not succeed, when that event had one: what a failed
+	// Map task keeps of its items' outputs, for Resume to run only the
+	// items that did not succeed. A store may leave it nil when it holds
+	// none.
+	Partial map[string]Payload
 	// Output is the run's output once it succeeded, when the store keeps
 	// it apart from its tasks' outputs (MemoryStore keeps only this one
 	// once a run has succeeded); empty otherwise, and the engine then

@@ -67,6 +67,7 @@ type taskSpec struct {
 	// bounds the items under way.
 	mapped      bool
 	concurrency int
+	kept        reflect.Type // what a failed Map keeps of its items' outputs
 	sub         bool   // a Sub: handler is nil when its child workflow is
 	child       string // a Sub's child workflow's name
 }

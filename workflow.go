@@ -645,6 +645,7 @@ type run struct {
 	left        int // tasks not succeeded
 	failure     *WorkflowError
 	firstFail   *WorkflowError // with trigger rules: the pass's first failure, which cancels nothing
+	partial     []any          // per task, made on demand: a failed Map's kept outputs
 	skips       bool           // a task was skipped by a handler or a rule: successors are resolved by resolve
 	retriesLeft int
 	ended       bool
@@ -962,6 +963,14 @@ func (r *run) restore(rs *RunStatus, pl *RunPayloads) error {
 			r.state[i], r.outputs[i] = tsSucceeded, v
 		}
 		r.attempts[i] = int32(t.Attempts) // attempts go on counting
+		if kp, ok := pl.Partial[t.Name]; ok && t.State != StateSucceeded && p.tasks[i].kept != nil {
+			if v, err := e.value(kp, p.tasks[i].kept); err == nil { // else every item runs again
+				if r.partial == nil {
+					r.partial = make([]any, len(p.tasks))
+				}
+				r.partial[i] = v
+			}
+		}
 	}
 	for i, ok := range seen {
 		if !ok {
@@ -1270,6 +1279,10 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 		} else {
 			out, err = attempt(hctx, r.viaMiddleware(i, n), in, timeout)
 		}
+		var kept any // what a failed Map keeps of its items' outputs
+		if err != nil && t.mapped {
+			kept, out = out, nil
+		}
 		if err == nil && t.validateOut {
 			if werr := r.check(out, t.name, "task output"); werr != nil {
 				return nil, nil, StateFailed, werr, n
@@ -1300,7 +1313,14 @@ func (r *run) runTask(ctx context.Context, tc **taskCtx, i int32, begun bool) (o
 			state = StateTimedOut
 		}
 		if n >= limit {
-			return nil, nil, state, err, n
+			if kept != nil && r.e.persistent {
+				p, perr := r.e.payload(kept)
+				if perr != nil {
+					return nil, nil, state, err, n // Resume runs every item again
+				}
+				data = p.Data
+			}
+			return kept, data, state, err, n
 		}
 		var again bool
 		if again, err = retry.retryable(err); !again {
@@ -1384,7 +1404,21 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		if err != nil {
 			msg = err.Error()
 		}
-		r.emitTask(i, Event{Type: taskEventOf[state], Attempt: attempts, Error: msg})
+		ev := Event{Type: taskEventOf[state], Attempt: attempts, Error: msg}
+		if out != nil { // a failed Map's kept outputs, for the next pass or Resume
+			if r.partial == nil {
+				r.partial = make([]any, len(p.tasks))
+			}
+			r.partial[i] = out
+			pl := Payload{Value: out, Data: data}
+			if r.e.persistent {
+				pl.Value = nil
+			}
+			ev.Task = t.name
+			r.record(ev, int(r.e.pos[i]), pl)
+		} else {
+			r.emitTask(i, ev)
+		}
 		// A task is cancelled by a failing pass, or by its handler.
 		if r.failure == nil && (state != StateCancelled || r.ctx.Err() == nil) {
 			werr := r.taskError(t.name, state, attempts, err)
@@ -1418,6 +1452,17 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		}
 	}
 	return r.takeAt(now)
+}
+
+// keptOf is what task i, a Map, kept of its items' outputs when it last
+// failed in this run; nil if nothing.
+func (r *run) keptOf(i int32) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.partial == nil {
+		return nil
+	}
+	return r.partial[i]
 }
 
 // unblock counts task i, succeeded, as done for its successors, and queues
