@@ -68,8 +68,8 @@ type taskSpec struct {
 	mapped      bool
 	concurrency int
 	kept        reflect.Type // what a failed Map keeps of its items' outputs
-	sub         bool   // a Sub: handler is nil when its child workflow is
-	child       string // a Sub's child workflow's name
+	sub         bool         // a Sub: handler is nil when its child workflow is
+	child       string       // a Sub's child workflow's name
 }
 
 func (t Task[I, O]) spec() taskSpec {
