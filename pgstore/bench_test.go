@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/b3b01171/workflow"
+	"github.com/b3b01171/workflow/pgstore"
 )
 
 // The engine on a pgstore: the root module's BenchmarkRun (bench_test.go
@@ -159,5 +160,26 @@ FROM `+q+`.runs WHERE trigger = 'schedule' AND state = 'succeeded'`).Scan(&runs,
 				b.ReportMetric(float64(secs*n-runs), "missed")
 			}
 		})
+	}
+}
+
+// BenchmarkCreate creates runs as the engine does, pending with ten
+// pending tasks: the child run of a Sub task, so that its parent's run ID
+// is written too.
+func BenchmarkCreate(b *testing.B) {
+	s := open(b, newSchema(b), pgstore.MaxRuns(0))
+	ctx := context.Background()
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = fmt.Sprintf("task-%02d", i)
+	}
+	runs := 0
+	for b.Loop() {
+		run := newRun("bench", "parent-"+strconv.Itoa(runs)+".sub", names...)
+		run.Trigger, run.ParentRunID = workflow.TriggerParent, "parent-"+strconv.Itoa(runs)
+		runs++
+		if _, err := s.Create(ctx, run); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -29,8 +29,8 @@ func scanRun(row pgx.Row) (runRow, error) {
 		folded                    int32
 		errText, input            []byte
 	)
-	err := row.Scan(&r.seq, &r.rs.Workflow, &r.rs.RunID, &state, &r.rs.Trigger, &scheduled, &started, &ended,
-		&errText, &r.hasInput, &input, &folded, &r.owner)
+	err := row.Scan(&r.seq, &r.rs.Workflow, &r.rs.RunID, &state, &r.rs.Trigger, &r.rs.ParentRunID, &scheduled, &started,
+		&ended, &errText, &r.hasInput, &input, &folded, &r.owner)
 	r.folded = int64(folded)
 	if err != nil {
 		return r, err

@@ -75,8 +75,10 @@ func keyOf(t *workflow.TaskStatus) taskKey {
 // newRecorder returns the recorder of run, about to be created. It
 // refuses names that PostgreSQL's text cannot hold.
 func newRecorder(s *Store, run workflow.RunStatus) (*recorder, error) {
-	if !storable(run.Workflow) || !storable(run.RunID) || !storable(run.Trigger) || !storable(string(run.State)) {
-		return nil, fmt.Errorf("%w: the workflow name, run ID, trigger and state must be valid UTF-8 without NUL", workflow.ErrInvalidInput)
+	if !storable(run.Workflow) || !storable(run.RunID) || !storable(run.Trigger) || !storable(string(run.State)) ||
+		!storable(run.ParentRunID) {
+		return nil, fmt.Errorf("%w: the workflow name, run ID, trigger, state and parent run ID must be valid UTF-8 without NUL",
+			workflow.ErrInvalidInput)
 	}
 	r := &recorder{s: s, key: runKey{run.Workflow, run.RunID}, rs: run}
 	r.rs.Tasks = make([]workflow.TaskStatus, len(run.Tasks))
@@ -131,7 +133,7 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 		r.ev.add(int64(n), &ev, p, run.RunID, nil)
 	}
 	args := []any{run.Workflow, run.RunID, string(run.State), run.Trigger, nanos(run.ScheduledAt), nanos(run.StartedAt),
-		nanos(run.EndedAt), bytesOf(run.Error), []byte(run.Input), owner, s.ttlMicros(), int32(len(run.Events)),
+		nanos(run.EndedAt), bytesOf(run.Error), []byte(run.Input), owner, s.ttlMicros(), int32(len(run.Events)), run.ParentRunID,
 		tk.names, tk.states, tk.attempts, tk.started, tk.ended, tk.errs, tk.outputs}
 	args = append(args, r.ev.args()...)
 	b := &pgx.Batch{}

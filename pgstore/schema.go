@@ -15,7 +15,7 @@ import (
 // schemaVersion is the version of the schema this package writes, kept in
 // the table schema_version. migrations[v] takes a schema from version v to
 // v+1; {s} stands for the quoted schema name.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // The schema. Times of runs, tasks and events are unix nanoseconds (NULL
 // for the zero time): timestamptz keeps microseconds, and a store gives
@@ -43,7 +43,8 @@ const schemaVersion = 4
 // workflow.ScheduleStore (see schedule.go); version 3 adds events.item,
 // Event.Item, NULL for 0 as most events have it, so that their rows do not
 // grow; version 4 adds the fire a Scheduler is starting and the function
-// claim_fire (see schedule.go).
+// claim_fire (see schedule.go); version 5 adds runs.parent_run_id,
+// RunStatus.ParentRunID, NULL for "" as most runs have it.
 var migrations = []string{
 	0: `
 CREATE TABLE {s}.runs (
@@ -180,6 +181,11 @@ BEGIN
 	END IF;
 END
 $$;
+`,
+	// RunStatus.ParentRunID. Without a default, adding the column rewrites
+	// no row.
+	4: `
+ALTER TABLE {s}.runs ADD COLUMN parent_run_id text;
 `,
 }
 

@@ -68,25 +68,26 @@ const eventCols = `run_seq, n, time, task, type, attempt, error, run_id, pass, r
 // already) in one statement, unless the workflow has a run of that ID: $1
 // workflow, $2 run ID, $3 state, $4 trigger, $5 scheduled, $6 started, $7
 // ended, $8 error, $9 input, $10 owner or NULL (no lease), $11 TTL µs, $12
-// folded; $13–$19 the tasks (name, state, attempts, started, ended, error,
-// output); $20–$31 the events. It returns the run's seq, or no row.
+// folded, $13 parent run ID ("": NULL); $14–$20 the tasks (name, state,
+// attempts, started, ended, error, output); $21–$32 the events. It returns
+// the run's seq, or no row.
 func createSQL() string {
 	return `WITH r AS (
 	INSERT INTO {s}.runs (workflow, run_id, state, trigger, scheduled_at, started_at, ended_at, error, input, folded,
-		owner, lease_until, lease_ttl)
+		owner, lease_until, lease_ttl, parent_run_id)
 	VALUES ($1, $2, $3, $4, NULLIF($5::bigint, {nt}), NULLIF($6::bigint, {nt}), NULLIF($7::bigint, {nt}), $8, $9, $12,
 		$10::text, CASE WHEN $10::text IS NOT NULL THEN clock_timestamp() + $11` + micros + ` END,
-		CASE WHEN $10::text IS NOT NULL THEN $11` + micros + ` END)
+		CASE WHEN $10::text IS NOT NULL THEN $11` + micros + ` END, NULLIF($13::text, ''))
 	ON CONFLICT (workflow, run_id) DO NOTHING
 	RETURNING seq
 ), t AS (
 	INSERT INTO {s}.tasks (run_seq, pos, name, state, attempts, started_at, ended_at, error, output)
 	SELECT r.seq, u.pos - 1, u.name, u.state, u.attempts, NULLIF(u.started, {nt}), NULLIF(u.ended, {nt}), u.error, u.output
-	FROM r, unnest($13::text[], $14::text[], $15::integer[], $16::bigint[], $17::bigint[], $18::bytea[], $19::bytea[])
+	FROM r, unnest($14::text[], $15::text[], $16::integer[], $17::bigint[], $18::bigint[], $19::bytea[], $20::bytea[])
 		WITH ORDINALITY AS u(name, state, attempts, started, ended, error, output, pos)
 ), e AS (
 	INSERT INTO {s}.events (` + eventCols + `)
-	` + eventsFrom("r.seq", 20) + `, r
+	` + eventsFrom("r.seq", 21) + `, r
 )
 SELECT seq FROM r`
 }
@@ -196,8 +197,8 @@ WHERE e.run_seq = $1 AND e.n >= r.folded ORDER BY e.n`,
 
 // runCols are the columns scanRun reads; $1 says whether to read the input
 // bytes.
-const runCols = `seq, workflow, run_id, state, trigger, COALESCE(scheduled_at, {nt}), COALESCE(started_at, {nt}),
-	COALESCE(ended_at, {nt}), error, input IS NOT NULL, CASE WHEN $1 THEN input END, folded, owner`
+const runCols = `seq, workflow, run_id, state, trigger, COALESCE(parent_run_id, ''), COALESCE(scheduled_at, {nt}),
+	COALESCE(started_at, {nt}), COALESCE(ended_at, {nt}), error, input IS NOT NULL, CASE WHEN $1 THEN input END, folded, owner`
 
 // retainSQL is the statement that drops the runs of a workflow ($1) that
 // MaxRuns and MaxAge leave out: ended, not reopened by a live owner, and

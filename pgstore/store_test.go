@@ -114,7 +114,7 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 	_, err := admin(t).Exec(ctx, `UPDATE `+pgx.Identifier{schema}.Sanitize()+`.schema_version SET version = 99`)
 	require.NoError(t, err)
 	_, err = pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema))
-	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 4`, schema))
+	require.ErrorContains(t, err, fmt.Sprintf(`schema %q is at version 99, newer than this package's 5`, schema))
 }
 
 func TestASchemaHoldingOtherTablesOfTheSameNamesIsRefused(t *testing.T) {
@@ -155,7 +155,7 @@ func TestReplicasStartingTogetherCreateTheSchemaOnce(t *testing.T) {
 	require.ErrorIs(t, err, workflow.ErrDuplicateRun)
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+pgx.Identifier{schema}.Sanitize()+`.schema_version`).Scan(&version))
-	require.Equal(t, 4, version)
+	require.Equal(t, 5, version)
 }
 
 func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
@@ -169,9 +169,10 @@ func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
 	started := c.taskEntry("r1", 0, "resize", workflow.EventTaskStarted, 1, "", nil)
 	require.NoError(t, rec.Append(ctx, []workflow.Entry{started}))
 	require.NoError(t, s.Close())
-	// Back to version 2: events had no item.
+	// Back to version 2: events had no item (nor runs parent_run_id).
 	q := pgx.Identifier{schema}.Sanitize()
-	_, err = admin(t).Exec(ctx, `ALTER TABLE `+q+`.events DROP COLUMN item; UPDATE `+q+`.schema_version SET version = 2`)
+	_, err = admin(t).Exec(ctx, `ALTER TABLE `+q+`.events DROP COLUMN item; ALTER TABLE `+q+`.runs DROP COLUMN parent_run_id;
+		UPDATE `+q+`.schema_version SET version = 2`)
 	require.NoError(t, err)
 
 	s = open(t, schema)
@@ -189,7 +190,42 @@ func TestAVersion2SchemaGainsTheEventsItem(t *testing.T) {
 	require.Equal(t, events(items.Event), normal(rs).Events, "an event written since keeps its Item")
 	var version int
 	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
-	require.Equal(t, 4, version)
+	require.Equal(t, 5, version)
+}
+
+func TestAVersion4SchemaGainsTheRunsParentRunID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema)
+	_, err := s.Create(ctx, newRun("wf", "r1", "sub"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	// Back to version 4: runs had no parent_run_id.
+	q := pgx.Identifier{schema}.Sanitize()
+	_, err = admin(t).Exec(ctx, `ALTER TABLE `+q+`.runs DROP COLUMN parent_run_id; UPDATE `+q+`.schema_version SET version = 4`)
+	require.NoError(t, err)
+
+	s = open(t, schema)
+	rs, err := s.Get(ctx, "wf", "r1")
+	require.NoError(t, err)
+	require.Equal(t, "r1", rs.RunID)
+	require.Empty(t, rs.ParentRunID, "a run of version 4 has no parent")
+	child := newRun("child", "r1.sub", "a")
+	child.Trigger, child.ParentRunID = workflow.TriggerParent, "r1"
+	_, err = s.Create(ctx, child)
+	require.NoError(t, err)
+	rs, err = s.Get(ctx, "child", "r1.sub")
+	require.NoError(t, err)
+	require.Equal(t, "r1", rs.ParentRunID, "a run created since keeps its ParentRunID")
+	require.Equal(t, workflow.TriggerParent, rs.Trigger)
+	runs, err := s.List(ctx, "child", workflow.HistoryQuery{Summary: true})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, "r1", runs[0].ParentRunID, "a summary keeps the ParentRunID")
+	var version int
+	require.NoError(t, admin(t).QueryRow(ctx, `SELECT version FROM `+q+`.schema_version`).Scan(&version))
+	require.Equal(t, 5, version)
 }
 
 func TestStoresInTwoSchemasAreSeparate(t *testing.T) {
@@ -211,7 +247,9 @@ func TestNamesPostgresCannotHoldAreRefused(t *testing.T) {
 	t.Parallel()
 	s := open(t, newSchema(t))
 	ctx := context.Background()
-	for _, run := range []workflow.RunStatus{newRun("wf", "r\x00", "a"), newRun("w\xff", "r1", "a"), newRun("wf", "r2", "a\x00")} {
+	child := newRun("wf", "r3", "a")
+	child.Trigger, child.ParentRunID = workflow.TriggerParent, "p\x00"
+	for _, run := range []workflow.RunStatus{newRun("wf", "r\x00", "a"), newRun("w\xff", "r1", "a"), newRun("wf", "r2", "a\x00"), child} {
 		_, err := s.Create(ctx, run)
 		require.ErrorIs(t, err, workflow.ErrInvalidInput)
 	}

@@ -191,3 +191,24 @@ func benchmarkRun(b *testing.B, shape func(n int) workflow.Tasks) {
 		})
 	}
 }
+
+// BenchmarkCreate creates runs as the engine does, pending with ten
+// pending tasks: the child run of a Sub task, so that its parent's run ID
+// is written too.
+func BenchmarkCreate(b *testing.B) {
+	s := open(b, tempPath(b), sqlitestore.MaxRuns(0))
+	ctx := context.Background()
+	names := make([]string, 10)
+	for i := range names {
+		names[i] = fmt.Sprintf("task-%02d", i)
+	}
+	runs := 0
+	for b.Loop() {
+		run := newRun("bench", "parent-"+strconv.Itoa(runs)+".sub", names...)
+		run.Trigger, run.ParentRunID = workflow.TriggerParent, "parent-"+strconv.Itoa(runs)
+		runs++
+		if _, err := s.Create(ctx, run); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

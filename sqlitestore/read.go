@@ -30,8 +30,8 @@ func scanRun(sc scanner) (runRow, error) {
 		scheduled, started, ended sql.NullInt64
 		input                     []byte
 	)
-	err := sc.Scan(&r.seq, &r.rs.Workflow, &r.rs.RunID, &state, &r.rs.Trigger, &scheduled, &started, &ended,
-		&r.rs.Error, &r.hasInput, &input, &r.folded, &r.owner, &r.until)
+	err := sc.Scan(&r.seq, &r.rs.Workflow, &r.rs.RunID, &state, &r.rs.Trigger, &r.rs.ParentRunID,
+		&scheduled, &started, &ended, &r.rs.Error, &r.hasInput, &input, &r.folded, &r.owner, &r.until)
 	if err != nil {
 		return r, err
 	}

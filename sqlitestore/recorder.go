@@ -113,7 +113,7 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 	if take {
 		owner, until, ttl = s.owner, now.Add(s.cfg.leaseTTL).UnixNano(), int64(s.cfg.leaseTTL)
 	}
-	res, err := ws.insRun.ExecContext(ctx, run.Workflow, run.RunID, string(run.State), run.Trigger,
+	res, err := ws.insRun.ExecContext(ctx, run.Workflow, run.RunID, string(run.State), run.Trigger, run.ParentRunID,
 		nanos(run.ScheduledAt), nanos(run.StartedAt), nanos(run.EndedAt), run.Error, []byte(run.Input),
 		len(run.Events), owner, until, ttl)
 	if err != nil {

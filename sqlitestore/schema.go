@@ -8,7 +8,7 @@ import (
 
 // schemaVersion is the version of the schema this package writes, kept in
 // PRAGMA user_version. migrations[v] takes a file from version v to v+1.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // applicationID marks the file as a workflow store (PRAGMA application_id),
 // so that Open refuses another application's SQLite database.
@@ -84,6 +84,10 @@ ALTER TABLE events ADD COLUMN retry_at INTEGER;
 	// Version 3: Event.Item.
 	2: `
 ALTER TABLE events ADD COLUMN item INTEGER NOT NULL DEFAULT 0;
+`,
+	// Version 4: RunStatus.ParentRunID, '' for a run no Sub task started.
+	3: `
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT NOT NULL DEFAULT '';
 `,
 }
 

@@ -23,7 +23,7 @@ func TestOpenRefusesAFileOfANewerSchema(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = sqlitestore.Open(path)
-	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 3")
+	require.EqualError(t, err, "sqlitestore: open "+path+": schema version 7 is newer than this package's 4")
 }
 
 func TestOpenRefusesAFileThatIsNotADatabase(t *testing.T) {
@@ -56,7 +56,7 @@ func TestOpenCreatesTheSchemaInAnEmptyDatabase(t *testing.T) {
 	var version, app int64
 	require.NoError(t, db.QueryRow("PRAGMA user_version").Scan(&version))
 	require.NoError(t, db.QueryRow("PRAGMA application_id").Scan(&app))
-	require.Equal(t, int64(3), version)
+	require.Equal(t, int64(4), version)
 	require.NotZero(t, app)
 }
 
@@ -72,9 +72,10 @@ func TestOpenMigratesAVersion1File(t *testing.T) {
 		{Event: workflow.Event{Time: at, RunID: "r1", Type: workflow.EventRunStarted, Pass: 1}, Index: -1},
 	}))
 	require.NoError(t, s.Close())
-	// Back to version 1: events had neither pass nor retry_at (nor item).
+	// Back to version 1: events had neither pass nor retry_at (nor item,
+	// nor runs parent_run_id).
 	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN pass; ALTER TABLE events DROP COLUMN retry_at;
-		ALTER TABLE events DROP COLUMN item; PRAGMA user_version = 1`)
+		ALTER TABLE events DROP COLUMN item; ALTER TABLE runs DROP COLUMN parent_run_id; PRAGMA user_version = 1`)
 	require.NoError(t, err)
 
 	s = open(t, path)
@@ -83,7 +84,7 @@ func TestOpenMigratesAVersion1File(t *testing.T) {
 	require.Equal(t, []workflow.Event{{Time: at, RunID: "r1", Type: workflow.EventRunStarted}}, rs.Events, "an event of version 1 has no pass")
 	var version int64
 	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
-	require.Equal(t, int64(3), version)
+	require.Equal(t, int64(4), version)
 }
 
 func TestOpenMigratesAVersion2File(t *testing.T) {
@@ -98,8 +99,9 @@ func TestOpenMigratesAVersion2File(t *testing.T) {
 	started := workflow.Event{Time: at, RunID: "r1", Task: "resize", Type: workflow.EventTaskStarted, Attempt: 1, Pass: 1}
 	require.NoError(t, rec.Append(ctx, []workflow.Entry{{Event: started, Index: 0}}))
 	require.NoError(t, s.Close())
-	// Back to version 2: events had no item.
-	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN item; PRAGMA user_version = 2`)
+	// Back to version 2: events had no item (nor runs parent_run_id).
+	_, err = rawDB(t, path).Exec(`ALTER TABLE events DROP COLUMN item; ALTER TABLE runs DROP COLUMN parent_run_id;
+		PRAGMA user_version = 2`)
 	require.NoError(t, err)
 
 	s = open(t, path)
@@ -115,5 +117,40 @@ func TestOpenMigratesAVersion2File(t *testing.T) {
 	require.Equal(t, []workflow.Event{items}, rs.Events, "an event written since keeps its Item")
 	var version int64
 	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
-	require.Equal(t, int64(3), version)
+	require.Equal(t, int64(4), version)
+}
+
+func TestOpenMigratesAVersion3File(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := tempPath(t)
+	s, err := sqlitestore.Open(path)
+	require.NoError(t, err)
+	_, err = s.Create(ctx, newRun("wf", "r1", "sub"))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	// Back to version 3: runs had no parent_run_id.
+	_, err = rawDB(t, path).Exec(`ALTER TABLE runs DROP COLUMN parent_run_id; PRAGMA user_version = 3`)
+	require.NoError(t, err)
+
+	s = open(t, path)
+	rs, err := s.Get(ctx, "wf", "r1")
+	require.NoError(t, err)
+	require.Equal(t, "r1", rs.RunID)
+	require.Empty(t, rs.ParentRunID, "a run of version 3 has no parent")
+	child := newRun("child", "r1.sub", "a")
+	child.Trigger, child.ParentRunID = workflow.TriggerParent, "r1"
+	_, err = s.Create(ctx, child)
+	require.NoError(t, err)
+	rs, err = s.Get(ctx, "child", "r1.sub")
+	require.NoError(t, err)
+	require.Equal(t, "r1", rs.ParentRunID, "a run created since keeps its ParentRunID")
+	require.Equal(t, workflow.TriggerParent, rs.Trigger)
+	runs, err := s.List(ctx, "child", workflow.HistoryQuery{Summary: true})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, "r1", runs[0].ParentRunID, "a summary keeps the ParentRunID")
+	var version int64
+	require.NoError(t, rawDB(t, path).QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, int64(4), version)
 }

@@ -9,7 +9,7 @@ import (
 
 // runCols are the columns scanRun reads; ?1 says whether to read the input
 // bytes.
-const runCols = `seq, workflow, run_id, state, trigger, scheduled_at, started_at, ended_at, error,
+const runCols = `seq, workflow, run_id, state, trigger, parent_run_id, scheduled_at, started_at, ended_at, error,
 	input IS NOT NULL, CASE WHEN ?1 THEN input END, folded, owner, lease_until`
 
 // readStmts are the statements that read runs. They are prepared on the
@@ -95,8 +95,8 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.begin, `BEGIN IMMEDIATE`},
 		{&w.commit, `COMMIT`},
 		{&w.rollback, `ROLLBACK`},
-		{&w.insRun, `INSERT INTO runs (workflow, run_id, state, trigger, scheduled_at, started_at, ended_at, error,
-		input, folded, owner, lease_until, lease_ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insRun, `INSERT INTO runs (workflow, run_id, state, trigger, parent_run_id, scheduled_at, started_at, ended_at, error,
+		input, folded, owner, lease_until, lease_ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insTask, `INSERT INTO tasks (run_seq, pos, name, state, attempts, started_at, ended_at, error, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insPending, `INSERT INTO tasks (run_seq, pos, name, state, attempts, error)
 		SELECT ?1, key, value, 'pending', 0, '' FROM json_each(?2)`},

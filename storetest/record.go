@@ -392,3 +392,29 @@ func itemEventsKeepTheirItem(f *fixture) {
 		f.t.Fatalf("Items(%q) of the run read back = %+v, %t; want %+v, true", "resize", got, ok, want)
 	}
 }
+
+func childRunKeepsItsParentRunID(f *fixture) {
+	// The run of a child workflow that a Sub task started names the run of
+	// its parent (Trigger parent, ParentRunID) from Create on, through
+	// every read and every change of the run, a Reopen included.
+	parent := f.create("r1", "fetch", "charge")
+	rs := newRun("payments", "r1.charge", "authorize", "capture")
+	rs.Trigger, rs.ParentRunID = workflow.TriggerParent, "r1"
+	child := f.createRun(rs)
+	child.check()
+	parent.append(parent.started(order{ID: 1}), parent.task("fetch", workflow.EventTaskStarted, 1, ""),
+		parent.succeeded("fetch", 1, "fetched"), parent.task("charge", workflow.EventTaskStarted, 1, ""))
+	child.append(child.started("fetched"), child.task("authorize", workflow.EventTaskStarted, 1, ""))
+	child.check()
+	child.append(child.interrupted())
+	child.reopen()
+	child.append(child.event(workflow.EventRunResumed, ""), child.task("authorize", workflow.EventTaskStarted, 2, ""),
+		child.succeeded("authorize", 2, "authorized"), child.task("capture", workflow.EventTaskStarted, 1, ""),
+		child.succeeded("capture", 1, receipt{Order: 1, Total: 9.5}), child.event(workflow.EventRunSucceeded, ""))
+	child.check()
+	f.list("payments", workflow.HistoryQuery{}, child)
+	f.list("payments", workflow.HistoryQuery{Summary: true}, child)
+	// The parent's run has none.
+	parent.check()
+	f.list(flow, workflow.HistoryQuery{Summary: true}, parent)
+}

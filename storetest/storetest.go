@@ -75,6 +75,7 @@ var rules = []struct {
 	{"PayloadsHoldInputAndSucceededOutputs", payloadsHoldInputAndOutputs},
 	{"RunStartedWithoutPayloadHasNoInput", runStartedWithoutPayloadHasNoInput},
 	{"MapItemEventsKeepTheirItem", itemEventsKeepTheirItem},
+	{"SubChildRunKeepsItsParentRunID", childRunKeepsItsParentRunID},
 
 	// Reading: read.go.
 	{"GetReturnsACopy", getReturnsACopy},
