@@ -43,6 +43,14 @@ func (s *jsonStore) Reopen(ctx context.Context, wf, runID string) (workflow.Reco
 	return s.wrap(rec), err
 }
 
+func (s *jsonStore) ClaimOrphan(ctx context.Context, wf, runID string) (workflow.Recorder, error) {
+	rec, err := s.MemoryStore.ClaimOrphan(ctx, wf, runID)
+	if err != nil {
+		return nil, err
+	}
+	return s.wrap(rec), nil
+}
+
 func (s *jsonStore) wrap(rec workflow.Recorder) workflow.Recorder {
 	if rec == nil {
 		return nil

@@ -462,6 +462,23 @@ func (s *MemoryStore) Reopen(ctx context.Context, workflow, runID string) (Recor
 	return rec, nil
 }
 
+// ClaimOrphan implements OrphanClaimer: Reopen, for a run not ended.
+func (s *MemoryStore) ClaimOrphan(ctx context.Context, workflow, runID string) (Recorder, error) {
+	rec, err := s.find(workflow, runID)
+	if err != nil {
+		return nil, err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.owned || rec.rs.State.Ended() {
+		return nil, fmt.Errorf("%w: run %q of workflow %q is under way in this process or has ended", ErrNotResumable, runID, workflow)
+	}
+	rec.owned = true
+	rec.restored = false
+	rec.ended.Store(false)
+	return rec, nil
+}
+
 func (r *record) isOwned() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

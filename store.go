@@ -125,6 +125,21 @@ type ScheduleStore interface {
 	FireStarted(ctx context.Context, workflow string, at time.Time) error
 }
 
+// OrphanClaimer is what a Store offers, optionally, so that Recover never
+// resumes a run twice. Recover lists the orphans, then claims each; a run
+// another process resumed and ended in between must not be claimed again,
+// which Reopen (meant for Resume, which continues ended runs) cannot
+// tell. MemoryStore, sqlitestore and pgstore implement it. With a store
+// that does not, such a run is left alone when Recover sees it ended
+// after claiming it, its claim left to the lease.
+type OrphanClaimer interface {
+	// ClaimOrphan is Reopen for Recover: it makes the store the run's
+	// owner, in one atomic step, only if the run is pending, running or
+	// interrupted and no live owner holds it; otherwise it wraps
+	// ErrNotResumable (ErrNotFound for an unknown run).
+	ClaimOrphan(ctx context.Context, workflow, runID string) (Recorder, error)
+}
+
 // Recorder appends the entries of one run to its record in a Store.
 type Recorder interface {
 	// Append records a batch of entries, in order, all or none: what a

@@ -879,6 +879,32 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	case !recovering && (rs.State == StateRunning || rs.State == StatePending):
 		return fail(newError(ErrNotResumable, "it is still running (Recover takes over the runs of a stopped process)"))
 	}
+	var claimed Recorder // Recover's claim, until the run is resumed
+	if recovering {
+		// Claim the run first, then read it again: another process may
+		// have resumed it, and ended or interrupted it, since it was
+		// listed, or since the read above.
+		if claimed, err = e.claimOrphan(ctx, runID); err != nil {
+			if errors.Is(err, ErrNotResumable) {
+				return nil, errClaimedElsewhere
+			}
+			return fail(err)
+		}
+		defer func() {
+			if claimed != nil { // not resumed after all: let it go again
+				releaseClaim(claimed, runID)
+			}
+		}()
+		if rs, err = e.cfg.store.Get(ctx, e.name, runID); err != nil {
+			return fail(err)
+		}
+		if rs.State.Ended() {
+			// Resumed and ended elsewhere in between, by a store that is
+			// not an OrphanClaimer: this claim is left to its lease.
+			claimed = nil
+			return nil, errClaimedElsewhere
+		}
+	}
 	pl, err := e.cfg.store.Payloads(ctx, e.name, runID)
 	if err != nil {
 		return fail(err)
@@ -900,12 +926,10 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 		r.release()
 		return fail(err)
 	}
-	r.rec, err = e.cfg.store.Reopen(ctx, e.name, runID)
-	if err != nil {
+	if claimed != nil {
+		r.rec, claimed = claimed, nil
+	} else if r.rec, err = e.cfg.store.Reopen(ctx, e.name, runID); err != nil {
 		r.release()
-		if recovering && errors.Is(err, ErrNotResumable) {
-			return nil, errClaimedElsewhere
-		}
 		return fail(err)
 	}
 	e.mu.Lock()
@@ -928,6 +952,24 @@ func (e *engine) resume(ctx context.Context, runID string, opts []RunOption, rec
 	r.watch()
 	r.spawn(spawn)
 	return r, nil
+}
+
+// claimOrphan makes the store the owner of the run runID for Recover: with
+// OrphanClaimer's ClaimOrphan, only while the run is unfinished; else with
+// Reopen.
+func (e *engine) claimOrphan(ctx context.Context, runID string) (Recorder, error) {
+	if c, ok := e.cfg.store.(OrphanClaimer); ok {
+		return c.ClaimOrphan(ctx, e.name, runID)
+	}
+	return e.cfg.store.Reopen(ctx, e.name, runID)
+}
+
+// releaseClaim gives up Recover's claim of an unfinished run it could not
+// resume: it records the run interrupted again, which releases the lease,
+// so that it stays an orphan for a later Recover.
+func releaseClaim(rec Recorder, runID string) {
+	ev := Event{Type: EventRunInterrupted, RunID: runID, Time: time.Now().UTC(), Error: "Recover could not resume it"}
+	_ = rec.Append(context.Background(), []Entry{{Event: ev, Index: -1}})
 }
 
 // restore sets the run's input, and the state and output of each task that
