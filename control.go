@@ -192,9 +192,10 @@ func (r *run) skip(i int32, why string) {
 // outputs and states. The caller holds r.mu.
 func (r *run) rulesInputs(i int32) Inputs {
 	deps := r.e.plan.deps(i)
-	in := Inputs{p: r.e.plan, task: i, outputs: make([]any, len(deps)), states: make([]taskState, len(deps))}
+	snap := &inputsSnapshot{outputs: make([]any, len(deps)), states: make([]taskState, len(deps))}
+	in := Inputs{p: r.e.plan, task: i, snap: snap}
 	for k, d := range deps {
-		in.outputs[k], in.states[k] = r.outputs[d], r.state[d]
+		snap.outputs[k], snap.states[k] = r.outputs[d], r.state[d]
 	}
 	return in
 }

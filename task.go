@@ -112,9 +112,17 @@ var inputsType = reflect.TypeFor[Inputs]()
 type Inputs struct {
 	p    *plan
 	task int32
-	// outputs is the run's, by task; or, with states (a task whose trigger
-	// rule starts it before every dependency succeeded), a snapshot of its
-	// dependencies' outputs and states, in the order of p.deps(task).
+	// outputs is the run's, by task; unless snap is set (a task whose
+	// trigger rule starts it before every dependency succeeded). Inputs
+	// stays 48 bytes, the size class a handler's boxed input takes.
+	outputs []any
+	snap    *inputsSnapshot
+}
+
+// inputsSnapshot is what a task started by a trigger rule gets of its
+// dependencies, in the order of plan.deps: their outputs and states when
+// it started.
+type inputsSnapshot struct {
 	outputs []any
 	states  []taskState
 }
@@ -145,14 +153,14 @@ func Get[T any](in Inputs, task string) (T, error) {
 		return zero, Permanent(newError(ErrNotFound, "Get(%q): not a dependency of this task%s", task, suggest(task, deps)))
 	}
 	var v any
-	if in.states == nil {
+	if in.snap == nil {
 		v = in.outputs[idx]
 	} else {
 		k, _ := slices.BinarySearch(in.p.deps(in.task), idx)
-		if err := dependencyError(task, in.states[k]); err != nil {
+		if err := dependencyError(task, in.snap.states[k]); err != nil {
 			return zero, err
 		}
-		v = in.outputs[k]
+		v = in.snap.outputs[k]
 	}
 	if t, ok := v.(T); ok {
 		return t, nil
