@@ -25,8 +25,9 @@
 // Each Store owns the runs it created or reopened through a lease, which
 // it renews every LeaseTTL/3 while it is open; leases expire by the
 // database's clock. A run whose owner stopped renewing is an orphan
-// (Store.Orphans); Reopen claims a run in one statement (FOR UPDATE SKIP
-// LOCKED), so that each orphan goes to exactly one replica. Every batch of
+// (Store.Orphans); ClaimOrphan claims one still under way in one statement
+// (FOR UPDATE SKIP LOCKED), so that each orphan goes to exactly one
+// replica, and none that ended meanwhile is taken. Every batch of
 // events the engine appends is one transaction, all or none, whose first
 // statement checks that the run is still this Store's and locks its row
 // against a claim until it is committed: a replica whose run was taken over, because

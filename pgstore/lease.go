@@ -19,7 +19,23 @@ import (
 // a run another owner (another replica, or a Recorder of this Store)
 // holds, or that another replica is taking at the same moment.
 func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflow.Recorder, error) {
-	what := fmt.Sprintf("reopen run %q of workflow %q", runID, workflowName)
+	return s.take(ctx, "reopen", s.sql.claim, workflowName, runID)
+}
+
+// ClaimOrphan implements workflow.OrphanClaimer: it is Reopen for a run
+// that is pending, running or interrupted, in the same statement, so that
+// a run another replica resumed and ended after Orphans listed it is
+// refused (workflow.ErrNotResumable), whoever owns it.
+func (s *Store) ClaimOrphan(ctx context.Context, workflowName, runID string) (workflow.Recorder, error) {
+	return s.take(ctx, "claim orphan", s.sql.claimRun, workflowName, runID)
+}
+
+var _ workflow.OrphanClaimer = (*Store)(nil)
+
+// take is Reopen and ClaimOrphan: claim is the statement that takes the
+// lease, or takes no row.
+func (s *Store) take(ctx context.Context, verb, claim, workflowName, runID string) (workflow.Recorder, error) {
+	what := fmt.Sprintf("%s run %q of workflow %q", verb, runID, workflowName)
 	if err := s.begin(ctx); err != nil {
 		return nil, failed(err, what)
 	}
@@ -38,7 +54,7 @@ func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflo
 	s.omu.Unlock()
 
 	err := s.retry(ctx, func(int) error {
-		err := s.pool.QueryRow(ctx, s.sql.claim, s.owner, s.ttlMicros(), workflowName, runID).Scan(&r.seq)
+		err := s.pool.QueryRow(ctx, claim, s.owner, s.ttlMicros(), workflowName, runID).Scan(&r.seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return s.whyNotClaimed(ctx, workflowName, runID)
 		}
@@ -59,15 +75,16 @@ func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflo
 }
 
 // whyNotClaimed is the error of a claim that took no row: the run is
-// unknown, or someone else holds it.
+// unknown, has ended (for ClaimOrphan), or someone else holds it.
 func (s *Store) whyNotClaimed(ctx context.Context, workflowName, runID string) error {
 	var (
 		seq   int64
 		owner *string
 		until *time.Time
 		live  bool
+		state string
 	)
-	err := s.pool.QueryRow(ctx, s.sql.leaseOf, workflowName, runID).Scan(&seq, &owner, &until, &live)
+	err := s.pool.QueryRow(ctx, s.sql.leaseOf, workflowName, runID).Scan(&seq, &owner, &until, &live, &state)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return workflow.ErrNotFound
@@ -76,6 +93,8 @@ func (s *Store) whyNotClaimed(ctx context.Context, workflowName, runID string) e
 	case live:
 		return fmt.Errorf("%w: %s owns it, and its lease runs until %s", workflow.ErrNotResumable, *owner,
 			until.UTC().Format(time.RFC3339Nano))
+	case workflow.State(state).Ended():
+		return fmt.Errorf("%w: it has ended (%s)", workflow.ErrNotResumable, state)
 	}
 	return fmt.Errorf("%w: another store is taking it over", workflow.ErrNotResumable)
 }

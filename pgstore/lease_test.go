@@ -205,3 +205,103 @@ func TestOneOfConcurrentReopensAcrossReplicasWins(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, map[string]int{"r0": 1, "r1": 1, "r2": 1, "r3": 1, "r4": 1}, won)
 }
+
+func TestClaimOrphanTakesARunWhoseLeaseExpiredButNotOneEndedSince(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	ctx := context.Background()
+	c := newClock()
+	a, err := pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema), pgstore.LeaseTTL(50*time.Millisecond))
+	require.NoError(t, err)
+	for _, id := range []string{"r1", "r2"} {
+		rec, err := a.Create(ctx, newRun("wf", id, "a"))
+		require.NoError(t, err)
+		require.NoError(t, rec.Append(ctx, []workflow.Entry{
+			c.runEntry(id, workflow.EventRunStarted, "", []byte(`1`)),
+			c.taskEntry(id, 0, "a", workflow.EventTaskStarted, 1, "", nil),
+		}))
+	}
+	require.NoError(t, a.Close()) // leaves its leases, as a crash does
+
+	b, d := open(t, schema), open(t, schema)
+	eventually(t, "r1 and r2 are orphans", func() bool { return len(orphans(t, b, "wf")) == 2 })
+	require.Equal(t, []string{"r1", "r2"}, orphans(t, b, "wf"))
+
+	// r1 is claimed, running: its owner's lease expired.
+	rec, err := b.ClaimOrphan(ctx, "wf", "r1")
+	require.NoError(t, err)
+	_, err = d.ClaimOrphan(ctx, "wf", "r1")
+	require.ErrorIs(t, err, workflow.ErrNotResumable, "b holds it")
+	require.ErrorContains(t, err, "owns it")
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+		c.runEntry("r1", workflow.EventRunResumed, "", nil),
+	}))
+
+	// d resumes r2 and ends it after b listed it: b's claim is refused,
+	// though no one owns r2 any more.
+	rec2, err := d.Reopen(ctx, "wf", "r2")
+	require.NoError(t, err)
+	require.NoError(t, rec2.Append(ctx, []workflow.Entry{
+		c.runEntry("r2", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+		c.runEntry("r2", workflow.EventRunResumed, "", nil),
+		c.taskEntry("r2", 0, "a", workflow.EventTaskStarted, 2, "", nil),
+		c.taskEntry("r2", 0, "a", workflow.EventTaskSucceeded, 2, "", []byte(`"A"`)),
+		c.runEntry("r2", workflow.EventRunSucceeded, "", nil),
+	}))
+	_, err = b.ClaimOrphan(ctx, "wf", "r2")
+	require.ErrorIs(t, err, workflow.ErrNotResumable)
+	require.ErrorContains(t, err, "ended (succeeded)")
+	_, err = b.ClaimOrphan(ctx, "wf", "nope")
+	require.ErrorIs(t, err, workflow.ErrNotFound)
+	_, err = b.ClaimOrphan(ctx, "wf", "bad\x00id")
+	require.ErrorIs(t, err, workflow.ErrNotFound)
+	_, err = b.Reopen(ctx, "wf", "r2")
+	require.NoError(t, err, "the refused claim took nothing: Resume may reopen it")
+}
+
+// A failed Map task keeps its succeeded items' outputs in the payload of
+// its end event: the run's new owner reads it back whether the task's
+// row holds it (the run stopped) or only the event does (its owner died).
+func TestWhatAFailedTaskKeptOutlivesItsOwner(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	ctx := context.Background()
+	c := newClock()
+	a, err := pgstore.Open(ctx, testDSN(t), pgstore.Schema(schema), pgstore.LeaseTTL(50*time.Millisecond))
+	require.NoError(t, err)
+	rec, err := a.Create(ctx, newRun("wf", "r1", "resize", "notify"))
+	require.NoError(t, err)
+	kept := []byte(`{"done":[0,2],"outputs":["a","c"]}`)
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunStarted, "", []byte(`1`)),
+		c.taskEntry("r1", 0, "resize", workflow.EventTaskStarted, 1, "", nil),
+		c.taskEntry("r1", 1, "notify", workflow.EventTaskStarted, 1, "", nil),
+		c.taskEntry("r1", 0, "resize", workflow.EventTaskFailed, 1, "item 1: corrupt", kept),
+	}))
+	require.NoError(t, a.Close()) // the run goes on, its events not folded
+
+	b := open(t, schema)
+	partial := func(want map[string]workflow.Payload) {
+		t.Helper()
+		p, err := b.Payloads(ctx, "wf", "r1")
+		require.NoError(t, err)
+		require.Equal(t, want, p.Partial)
+		rs, err := b.Get(ctx, "wf", "r1")
+		require.NoError(t, err)
+		require.Equal(t, string(want["resize"].Data), string(rs.Tasks[0].Output))
+	}
+	eventually(t, "r1 is an orphan", func() bool { return len(orphans(t, b, "wf")) == 1 })
+	partial(map[string]workflow.Payload{"resize": {Data: kept}})
+	rec, err = b.ClaimOrphan(ctx, "wf", "r1")
+	require.NoError(t, err)
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+	}))
+	partial(map[string]workflow.Payload{"resize": {Data: kept}}) // folded into its row
+	rec, err = b.Reopen(ctx, "wf", "r1")
+	require.NoError(t, err)
+	partial(map[string]workflow.Payload{"resize": {Data: kept}})
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{c.runEntry("r1", workflow.EventRunResumed, "", nil)}))
+	partial(nil)
+}

@@ -305,8 +305,9 @@ func (s *Store) List(ctx context.Context, workflowName string, q workflow.Histor
 	return out, nil
 }
 
-// Payloads implements workflow.Store: the run's input, and the output of
-// each task that succeeded, as the engine encoded them.
+// Payloads implements workflow.Store: the run's input, the output of each
+// task that succeeded, and in Partial the payload of the end of each task
+// that did not (nil when none had one), as the engine encoded them.
 func (s *Store) Payloads(ctx context.Context, workflowName, runID string) (workflow.RunPayloads, error) {
 	if err := s.begin(ctx); err != nil {
 		return workflow.RunPayloads{}, failed(err, "payloads")
@@ -326,9 +327,17 @@ func (s *Store) Payloads(ctx context.Context, workflowName, runID string) (workf
 		if row.hasInput {
 			p.HasInput, p.Input = true, workflow.Payload{Data: row.rs.Input}
 		}
+		p.Partial = nil
 		for _, t := range runs[0].Tasks {
-			if t.State == workflow.StateSucceeded && t.Output != nil {
+			switch {
+			case t.Output == nil:
+			case t.State == workflow.StateSucceeded:
 				p.Outputs[t.Name] = workflow.Payload{Data: t.Output}
+			default:
+				if p.Partial == nil {
+					p.Partial = map[string]workflow.Payload{}
+				}
+				p.Partial[t.Name] = workflow.Payload{Data: t.Output}
 			}
 		}
 		return nil

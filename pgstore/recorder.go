@@ -159,8 +159,9 @@ func (r *recorder) insert(ctx context.Context, run *workflow.RunStatus, take boo
 			o     *string
 			until *time.Time
 			live  bool
+			state string
 		)
-		err := s.pool.QueryRow(ctx, s.sql.leaseOf, run.Workflow, run.RunID).Scan(&seq, &o, &until, &live)
+		err := s.pool.QueryRow(ctx, s.sql.leaseOf, run.Workflow, run.RunID).Scan(&seq, &o, &until, &live, &state)
 		if err == nil && o != nil && *o == s.owner {
 			r.seq = seq // created by the attempt before
 			return nil

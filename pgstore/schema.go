@@ -34,9 +34,11 @@ const schemaVersion = 5
 // run folds nothing.
 //
 // An event names its task by position (events.task, NULL for an event of
-// the run); its payload is the task's output on task_succeeded (the run's
-// input is on the run's row); events.run_id is NULL when it is the run's
-// own ID.
+// the run); its payload is the task's output on task_succeeded, or what a
+// task that did not succeed kept on its end (a failed Map task's items'
+// outputs), which the task's row holds as of `folded` (tasks.output); the
+// run's input is on the run's row; events.run_id is NULL when it is the
+// run's own ID.
 //
 // Tables and columns added by later versions join the same schema through
 // the next entries of migrations: version 2 adds the schedules of

@@ -19,7 +19,8 @@ type statements struct {
 	append    string // see appendSQL
 	fold      string // see foldSQL
 	claim     string // owner, TTL µs, workflow, run ID
-	leaseOf   string // workflow, run ID: seq, owner, lease, whether it is live
+	claimRun  string // the same, for a run under way only (ClaimOrphan)
+	leaseOf   string // workflow, run ID: seq, owner, lease, whether it is live, state
 	renew     string // owner, seq[]
 	orphans   string // workflow
 	workflows string
@@ -146,8 +147,13 @@ func newStatements(schema string, cfg config) statements {
 WHERE seq = (SELECT seq FROM {s}.runs WHERE workflow = $3 AND run_id = $4
 	AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = $1) FOR UPDATE SKIP LOCKED)
 RETURNING seq`,
-		leaseOf: `SELECT seq, owner, lease_until, COALESCE(lease_until > clock_timestamp(), false) FROM {s}.runs WHERE workflow = $1 AND run_id = $2`,
-		renew:   `UPDATE {s}.runs SET lease_until = clock_timestamp() + lease_ttl WHERE owner = $1 AND seq = ANY($2::bigint[])`,
+		claimRun: `UPDATE {s}.runs SET owner = $1, lease_until = clock_timestamp() + $2` + micros + `, lease_ttl = $2` + micros + `
+WHERE seq = (SELECT seq FROM {s}.runs WHERE workflow = $3 AND run_id = $4 AND state IN ('pending', 'running', 'interrupted')
+	AND (owner IS NULL OR lease_until < clock_timestamp() OR owner = $1) FOR UPDATE SKIP LOCKED)
+RETURNING seq`,
+		leaseOf: `SELECT seq, owner, lease_until, COALESCE(lease_until > clock_timestamp(), false), state
+FROM {s}.runs WHERE workflow = $1 AND run_id = $2`,
+		renew: `UPDATE {s}.runs SET lease_until = clock_timestamp() + lease_ttl WHERE owner = $1 AND seq = ANY($2::bigint[])`,
 		orphans: `SELECT run_id FROM {s}.runs
 WHERE workflow = $1 AND state IN ('pending', 'running', 'interrupted') AND (owner IS NULL OR lease_until < clock_timestamp())
 ORDER BY seq`,
@@ -187,7 +193,7 @@ WHERE e.run_seq = $1 AND e.n >= r.folded ORDER BY e.n`,
 		lastFire:    lastFireSQL,
 	}
 	r := strings.NewReplacer("{s}", schema, "{nt}", fmt.Sprint(int64(noTime)))
-	for _, p := range []*string{&s.create, &s.append, &s.fold, &s.claim, &s.leaseOf, &s.renew, &s.orphans, &s.workflows,
+	for _, p := range []*string{&s.create, &s.append, &s.fold, &s.claim, &s.claimRun, &s.leaseOf, &s.renew, &s.orphans, &s.workflows,
 		&s.retain, &s.runByID, &s.runNewest, &s.runBySeq, &s.list, &s.seqOf, &s.tasks, &s.events, &s.pending,
 		&s.claimFire, &s.claimMissed, &s.fireStarted, &s.setPaused, &s.paused, &s.lastFire} {
 		*p = r.Replace(*p)

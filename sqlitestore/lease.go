@@ -18,12 +18,29 @@ import (
 // a run another owner (another process, or a Recorder of this handle)
 // holds.
 func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflow.Recorder, error) {
+	return s.take(ctx, "reopen", s.ws.claim, workflowName, runID)
+}
+
+// ClaimOrphan implements workflow.OrphanClaimer: it is Reopen for a run
+// that is pending, running or interrupted, in the same statement, so that
+// a run another process resumed and ended after Orphans listed it is
+// refused (workflow.ErrNotResumable), whoever owns it.
+func (s *Store) ClaimOrphan(ctx context.Context, workflowName, runID string) (workflow.Recorder, error) {
+	return s.take(ctx, "claim orphan", s.ws.claimOrphan, workflowName, runID)
+}
+
+var _ workflow.OrphanClaimer = (*Store)(nil)
+
+// take is Reopen and ClaimOrphan: claim is the statement that takes the
+// lease, or takes no row.
+func (s *Store) take(ctx context.Context, verb string, claim *sql.Stmt, workflowName, runID string) (workflow.Recorder, error) {
+	what := fmt.Sprintf("%s run %q of workflow %q", verb, runID, workflowName)
 	if err := s.begin(ctx); err != nil {
-		return nil, beginFailed(err, fmt.Sprintf("reopen run %q of workflow %q", runID, workflowName))
+		return nil, beginFailed(err, what)
 	}
 	defer s.leave()
 	fail := func(err error) (workflow.Recorder, error) {
-		return nil, fmt.Errorf("sqlitestore: reopen run %q of workflow %q: %w", runID, workflowName, err)
+		return nil, fmt.Errorf("sqlitestore: %s: %w", what, err)
 	}
 	key := runKey{workflowName, runID}
 	r := &recorder{s: s, key: key}
@@ -39,18 +56,9 @@ func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflo
 	now := time.Now()
 	until := now.Add(s.cfg.leaseTTL).UnixNano()
 	err := s.write(ctx, func() error {
-		err := s.ws.claim.QueryRowContext(ctx, s.owner, until, int64(s.cfg.leaseTTL), workflowName, runID, now.UnixNano()).Scan(&r.seq)
+		err := claim.QueryRowContext(ctx, s.owner, until, int64(s.cfg.leaseTTL), workflowName, runID, now.UnixNano()).Scan(&r.seq)
 		if errors.Is(err, sql.ErrNoRows) {
-			var owner sql.NullString
-			var lease sql.NullInt64
-			switch err := s.ws.leaseOf.QueryRowContext(ctx, workflowName, runID).Scan(&owner, &lease); {
-			case errors.Is(err, sql.ErrNoRows):
-				return workflow.ErrNotFound
-			case err != nil:
-				return err
-			}
-			return fmt.Errorf("%w: %s owns it, and its lease runs until %s", workflow.ErrNotResumable,
-				owner.String, fromNanos(lease).Format(time.RFC3339Nano))
+			return s.whyNotClaimed(ctx, workflowName, runID, now)
 		}
 		if err != nil {
 			return err
@@ -69,6 +77,27 @@ func (s *Store) Reopen(ctx context.Context, workflowName, runID string) (workflo
 		return fail(err)
 	}
 	return r, nil
+}
+
+// whyNotClaimed is the error of a claim that took no row, in its write
+// transaction: the run is unknown, has ended (for ClaimOrphan), or
+// another owner holds it.
+func (s *Store) whyNotClaimed(ctx context.Context, workflowName, runID string, now time.Time) error {
+	var (
+		owner sql.NullString
+		lease sql.NullInt64
+		state workflow.State
+	)
+	switch err := s.ws.leaseOf.QueryRowContext(ctx, workflowName, runID).Scan(&owner, &lease, &state); {
+	case errors.Is(err, sql.ErrNoRows):
+		return workflow.ErrNotFound
+	case err != nil:
+		return err
+	case state.Ended() && !(owner.Valid && lease.Int64 >= now.UnixNano()):
+		return fmt.Errorf("%w: it has ended (%s)", workflow.ErrNotResumable, state)
+	}
+	return fmt.Errorf("%w: %s owns it, and its lease runs until %s", workflow.ErrNotResumable,
+		owner.String, fromNanos(lease).Format(time.RFC3339Nano))
 }
 
 // Orphans implements workflow.Store: the runs of the workflow that are

@@ -261,3 +261,54 @@ func TestOrphansAreOldestFirstAndOnlyRunsNotEnded(t *testing.T) {
 	eventually(t, "the runs are orphans", func() bool { return len(orphans(t, b, "wf")) == 3 })
 	require.Equal(t, []string{"r3", "r1", "r2"}, orphans(t, b, "wf"))
 }
+
+func TestClaimOrphanTakesARunWhoseLeaseExpiredButNotOneEndedSince(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	ctx := context.Background()
+	c := newClock()
+	a, err := sqlitestore.Open(path, sqlitestore.LeaseTTL(50*time.Millisecond))
+	require.NoError(t, err)
+	for _, id := range []string{"r1", "r2"} {
+		rec, err := a.Create(ctx, newRun("wf", id, "a"))
+		require.NoError(t, err)
+		require.NoError(t, rec.Append(ctx, []workflow.Entry{
+			c.runEntry(id, workflow.EventRunStarted, "", []byte(`1`)),
+			c.taskEntry(id, 0, "a", workflow.EventTaskStarted, 1, "", nil),
+		}))
+	}
+	require.NoError(t, a.Close()) // leaves its leases, as a crash does
+
+	b, d := open(t, path), open(t, path)
+	eventually(t, "r1 and r2 are orphans", func() bool { return len(orphans(t, b, "wf")) == 2 })
+	require.Equal(t, []string{"r1", "r2"}, orphans(t, b, "wf"))
+
+	// r1 is claimed, running: its owner's lease expired.
+	rec, err := b.ClaimOrphan(ctx, "wf", "r1")
+	require.NoError(t, err)
+	_, err = d.ClaimOrphan(ctx, "wf", "r1")
+	require.ErrorIs(t, err, workflow.ErrNotResumable, "b holds it")
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+		c.runEntry("r1", workflow.EventRunResumed, "", nil),
+	}))
+
+	// d resumes r2 and ends it after b listed it: b's claim is refused,
+	// though no one owns r2 any more.
+	rec2, err := d.Reopen(ctx, "wf", "r2")
+	require.NoError(t, err)
+	require.NoError(t, rec2.Append(ctx, []workflow.Entry{
+		c.runEntry("r2", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+		c.runEntry("r2", workflow.EventRunResumed, "", nil),
+		c.taskEntry("r2", 0, "a", workflow.EventTaskStarted, 2, "", nil),
+		c.taskEntry("r2", 0, "a", workflow.EventTaskSucceeded, 2, "", []byte(`"A"`)),
+		c.runEntry("r2", workflow.EventRunSucceeded, "", nil),
+	}))
+	_, err = b.ClaimOrphan(ctx, "wf", "r2")
+	require.ErrorIs(t, err, workflow.ErrNotResumable)
+	require.ErrorContains(t, err, "ended (succeeded)")
+	_, err = b.ClaimOrphan(ctx, "wf", "nope")
+	require.ErrorIs(t, err, workflow.ErrNotFound)
+	_, err = b.Reopen(ctx, "wf", "r2")
+	require.NoError(t, err, "the refused claim took nothing: Resume may reopen it")
+}

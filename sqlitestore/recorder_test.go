@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -208,4 +209,50 @@ func TestABatchOfMoreEventsThanOneInsertTakesIsRecordedWhole(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pl.Outputs, len(names))
 	require.Equal(t, []byte(`19`), pl.Outputs[names[19]].Data)
+}
+
+// A failed Map task keeps its succeeded items' outputs in the payload of
+// its end event: the run's new owner reads it back whether the task's
+// row holds it (the run stopped) or only the event does (its owner died).
+func TestWhatAFailedTaskKeptOutlivesItsOwner(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	ctx := context.Background()
+	c := newClock()
+	a, err := sqlitestore.Open(path, sqlitestore.LeaseTTL(50*time.Millisecond))
+	require.NoError(t, err)
+	rec, err := a.Create(ctx, newRun("wf", "r1", "resize", "notify"))
+	require.NoError(t, err)
+	kept := []byte(`{"done":[0,2],"outputs":["a","c"]}`)
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunStarted, "", []byte(`1`)),
+		c.taskEntry("r1", 0, "resize", workflow.EventTaskStarted, 1, "", nil),
+		c.taskEntry("r1", 1, "notify", workflow.EventTaskStarted, 1, "", nil),
+		c.taskEntry("r1", 0, "resize", workflow.EventTaskFailed, 1, "item 1: corrupt", kept),
+	}))
+	require.NoError(t, a.Close()) // the run goes on, its events not folded
+
+	b := open(t, path)
+	partial := func(want map[string]workflow.Payload) {
+		t.Helper()
+		p, err := b.Payloads(ctx, "wf", "r1")
+		require.NoError(t, err)
+		require.Equal(t, want, p.Partial)
+		rs, err := b.Get(ctx, "wf", "r1")
+		require.NoError(t, err)
+		require.Equal(t, string(want["resize"].Data), string(rs.Tasks[0].Output))
+	}
+	eventually(t, "r1 is an orphan", func() bool { return len(orphans(t, b, "wf")) == 1 })
+	partial(map[string]workflow.Payload{"resize": {Data: kept}})
+	rec, err = b.ClaimOrphan(ctx, "wf", "r1")
+	require.NoError(t, err)
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{
+		c.runEntry("r1", workflow.EventRunInterrupted, "its process stopped without ending it", nil),
+	}))
+	partial(map[string]workflow.Payload{"resize": {Data: kept}}) // folded into its row
+	rec, err = b.Reopen(ctx, "wf", "r1")
+	require.NoError(t, err)
+	partial(map[string]workflow.Payload{"resize": {Data: kept}})
+	require.NoError(t, rec.Append(ctx, []workflow.Entry{c.runEntry("r1", workflow.EventRunResumed, "", nil)}))
+	partial(nil)
 }

@@ -26,7 +26,10 @@ const applicationID = 0x77666c77 // "wflw"
 // folds nothing.
 //
 // An event names its task by position (events.task); its payload is the
-// task's output on task_succeeded (the run's input is on the run's row).
+// task's output on task_succeeded, or what a task that did not succeed
+// kept on its end (a failed Map task's items' outputs); the run's input is
+// on the run's row. A task's row holds the payload of its last end as of
+// `folded` (tasks.output).
 // events.run_id is NULL when it is the run's own ID.
 var migrations = []string{
 	0: `

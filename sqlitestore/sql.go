@@ -51,27 +51,28 @@ type writeStmts struct {
 	begin, commit, rollback        *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
 
-	insRun     *sql.Stmt
-	insTask    *sql.Stmt
-	insPending *sql.Stmt                   // seq, JSON array of the names of tasks all pending
-	insEvents  [maxEventRows + 1]*sql.Stmt // insEvents[k] inserts k events (k ≥ 1)
-	exists     *sql.Stmt                   // workflow, run ID
-	updRun     *sql.Stmt                   // state, started, ended, error, seq
-	setInput   *sql.Stmt                   // input, seq
-	setLease   *sql.Stmt                   // owner, until, ttl, seq
-	setFold    *sql.Stmt                   // folded, seq
-	updTask    *sql.Stmt                   // state, attempts, started, ended, error, output event (-1 none, -2 kept), seq, pos
-	fence      *sql.Stmt                   // seq
-	claim      *sql.Stmt                   // owner, until, ttl, workflow, run ID, now
-	leaseOf    *sql.Stmt                   // workflow, run ID
-	renew      *sql.Stmt                   // until, owner
-	maxSeq     *sql.Stmt                   // seq
-	keepFrom   *sql.Stmt                   // workflow, offset
-	tooMany    *sql.Stmt                   // workflow, bound seq, now
-	tooOld     *sql.Stmt                   // workflow, cutoff, now
-	delEvent   *sql.Stmt                   // seq
-	delTask    *sql.Stmt                   // seq
-	delRun     *sql.Stmt                   // seq
+	insRun      *sql.Stmt
+	insTask     *sql.Stmt
+	insPending  *sql.Stmt                   // seq, JSON array of the names of tasks all pending
+	insEvents   [maxEventRows + 1]*sql.Stmt // insEvents[k] inserts k events (k ≥ 1)
+	exists      *sql.Stmt                   // workflow, run ID
+	updRun      *sql.Stmt                   // state, started, ended, error, seq
+	setInput    *sql.Stmt                   // input, seq
+	setLease    *sql.Stmt                   // owner, until, ttl, seq
+	setFold     *sql.Stmt                   // folded, seq
+	updTask     *sql.Stmt                   // state, attempts, started, ended, error, output event (-1 none, -2 kept), seq, pos
+	fence       *sql.Stmt                   // seq
+	claim       *sql.Stmt                   // owner, until, ttl, workflow, run ID, now
+	claimOrphan *sql.Stmt                   // the same, for a run under way only
+	leaseOf     *sql.Stmt                   // workflow, run ID
+	renew       *sql.Stmt                   // until, owner
+	maxSeq      *sql.Stmt                   // seq
+	keepFrom    *sql.Stmt                   // workflow, offset
+	tooMany     *sql.Stmt                   // workflow, bound seq, now
+	tooOld      *sql.Stmt                   // workflow, cutoff, now
+	delEvent    *sql.Stmt                   // seq
+	delTask     *sql.Stmt                   // seq
+	delRun      *sql.Stmt                   // seq
 
 	load readStmts
 }
@@ -111,7 +112,10 @@ func (w *writeStmts) defs() []stmtDef {
 		{&w.fence, `SELECT owner, lease_until FROM runs WHERE seq = ?`},
 		{&w.claim, `UPDATE runs SET owner = ?1, lease_until = ?2, lease_ttl = ?3
 		WHERE workflow = ?4 AND run_id = ?5 AND (owner IS NULL OR lease_until < ?6 OR owner = ?1) RETURNING seq`},
-		{&w.leaseOf, `SELECT owner, lease_until FROM runs WHERE workflow = ? AND run_id = ?`},
+		{&w.claimOrphan, `UPDATE runs SET owner = ?1, lease_until = ?2, lease_ttl = ?3
+		WHERE workflow = ?4 AND run_id = ?5 AND state IN ('pending', 'running', 'interrupted')
+		AND (owner IS NULL OR lease_until < ?6 OR owner = ?1) RETURNING seq`},
+		{&w.leaseOf, `SELECT owner, lease_until, state FROM runs WHERE workflow = ? AND run_id = ?`},
 		{&w.renew, `UPDATE runs SET lease_until = ? WHERE owner = ? RETURNING seq`},
 		{&w.maxSeq, `SELECT IFNULL(MAX(n) + 1, 0) FROM events WHERE run_seq = ?`},
 		{&w.keepFrom, `SELECT seq FROM runs WHERE workflow = ? ORDER BY seq DESC LIMIT 1 OFFSET ?`},
