@@ -111,6 +111,9 @@ type run struct {
 	input    workflow.Payload
 	hasInput bool
 	outputs  map[string]workflow.Payload
+	// partial holds the payload of the end event of each task that did
+	// not succeed, when it had one, until the task passes again.
+	partial map[string]workflow.Payload
 }
 
 // create records a new run of flow with the given tasks.
@@ -138,7 +141,7 @@ func (f *fixture) tryCreate(rs workflow.RunStatus) (*run, error) {
 	case rec == nil:
 		return nil, fmt.Errorf("Create(run %q of workflow %q) returned a nil Recorder", rs.RunID, rs.Workflow)
 	}
-	return &run{f: f, rec: rec, want: clone(rs), outputs: map[string]workflow.Payload{}}, nil
+	return &run{f: f, rec: rec, want: clone(rs), outputs: map[string]workflow.Payload{}, partial: map[string]workflow.Payload{}}, nil
 }
 
 // runIn records a run of workflowName with one task, "fetch", and leaves
@@ -234,6 +237,25 @@ func (r *run) succeeded(name string, attempt int, output any) workflow.Entry {
 	return e
 }
 
+// endedKeeping is the end of a task that did not succeed (typ: failed,
+// timed out, cancelled or skipped) with what it keeps for Resume, as a
+// failed Map task keeps its succeeded items' outputs.
+func (r *run) endedKeeping(name, typ string, attempt int, errText string, kept any) workflow.Entry {
+	e := r.task(name, typ, attempt, errText)
+	e.Payload = r.f.payload(kept)
+	return e
+}
+
+// endedWithout reports whether typ is the end of a task that did not
+// succeed.
+func endedWithout(typ string) bool {
+	switch typ {
+	case workflow.EventTaskFailed, workflow.EventTaskTimedOut, workflow.EventTaskCancelled, workflow.EventTaskSkipped:
+		return true
+	}
+	return false
+}
+
 // pos is the position of the named task in the run's Tasks.
 func (r *run) pos(name string) int {
 	for i, t := range r.want.Tasks {
@@ -278,6 +300,14 @@ func (r *run) fold(batch []workflow.Entry) {
 			r.input, r.hasInput = e.Payload, e.Payload.Value != nil || e.Payload.Data != nil
 		case e.Task != "" && e.Type == workflow.EventTaskSucceeded:
 			r.outputs[e.Task] = e.Payload
+			delete(r.partial, e.Task)
+		case e.Task != "" && endedWithout(e.Type) && (e.Payload.Value != nil || e.Payload.Data != nil):
+			r.partial[e.Task] = e.Payload
+		case e.Task != "" && endedWithout(e.Type):
+			delete(r.partial, e.Task)
+		case e.Type == workflow.EventRunResumed || e.Type == workflow.EventRunRetrying:
+			// Every task that did not succeed passes again.
+			clear(r.partial)
 		}
 	}
 }
@@ -314,8 +344,12 @@ func (f *fixture) get(workflowName, runID string) workflow.RunStatus {
 	return rs
 }
 
-// checkPayloads fails the test unless Payloads returns the run's input and
-// the output of each of its succeeded tasks, and nothing else.
+// checkPayloads fails the test unless Payloads returns the run's input,
+// the output of each of its succeeded tasks, and nothing else; and in
+// Partial, for each task that ended without succeeding, the payload of
+// its end event if it had one, and nothing for a task that succeeded. Of
+// a task pending or running again after a run_resumed or run_retrying,
+// Partial may still hold what its end in an earlier pass kept, or not.
 func (r *run) checkPayloads() {
 	f := r.f
 	f.t.Helper()
@@ -351,6 +385,29 @@ func (r *run) checkPayloads() {
 		}
 		slices.Sort(names)
 		f.t.Fatalf("Payloads(%q, %q): outputs of tasks %q, want only those of the succeeded tasks %q", wf, id, names, want)
+	}
+	for name := range got.Partial {
+		if !slices.ContainsFunc(r.want.Tasks, func(t workflow.TaskStatus) bool { return t.Name == name }) {
+			f.t.Fatalf("Payloads(%q, %q): Partial holds task %q, which the run does not have", wf, id, name)
+		}
+	}
+	for _, t := range r.want.Tasks {
+		p, ok := got.Partial[t.Name]
+		w, kept := r.partial[t.Name]
+		switch {
+		case t.State == workflow.StateSucceeded && ok:
+			f.t.Fatalf("Payloads(%q, %q): Partial holds task %q, which succeeded: %s", wf, id, t.Name, f.showPayload(p))
+		case !t.State.Ended() || t.State == workflow.StateSucceeded:
+		case kept && !ok:
+			f.t.Fatalf("Payloads(%q, %q): Partial holds nothing of task %q, %s with a payload %s",
+				wf, id, t.Name, t.State, f.showPayload(w))
+		case kept && !f.samePayload(p, w):
+			f.t.Fatalf("Payloads(%q, %q): Partial holds %s of task %q, %s with a payload %s",
+				wf, id, f.showPayload(p), t.Name, t.State, f.showPayload(w))
+		case !kept && ok:
+			f.t.Fatalf("Payloads(%q, %q): Partial holds %s of task %q, %s without a payload",
+				wf, id, f.showPayload(p), t.Name, t.State)
+		}
 	}
 }
 

@@ -293,6 +293,9 @@ func cancelledContextDoesNotHang(f *fixture) {
 	batch := []workflow.Entry{r.task("fetch", workflow.EventTaskStarted, 1, ""), r.succeeded("fetch", 1, "fetched")}
 	appended := r.appendCtx(ctx, batch) == nil
 	f.s.Reopen(ctx, flow, orphan.want.RunID)
+	if c, ok := f.s.(workflow.OrphanClaimer); ok {
+		c.ClaimOrphan(ctx, flow, orphan.want.RunID)
+	}
 	f.s.Orphans(ctx, flow)
 	f.s.Get(ctx, flow, "r1")
 	f.s.Get(ctx, flow, "")
@@ -305,7 +308,7 @@ func cancelledContextDoesNotHang(f *fixture) {
 	if !appended {
 		got := f.get(flow, "r1")
 		with := *r
-		with.want, with.outputs = clone(r.want), maps.Clone(r.outputs)
+		with.want, with.outputs, with.partial = clone(r.want), maps.Clone(r.outputs), maps.Clone(r.partial)
 		with.fold(batch)
 		switch {
 		case diff(r.want, got) == "":

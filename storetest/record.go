@@ -418,3 +418,64 @@ func childRunKeepsItsParentRunID(f *fixture) {
 	parent.check()
 	f.list(flow, workflow.HistoryQuery{Summary: true}, parent)
 }
+
+// payloadsHoldWhatTasksThatDidNotSucceedKept: the payload of the end event
+// of a task that did not succeed (what a failed Map task keeps of its
+// items' outputs, for Resume) is in Payloads().Partial, through every
+// change of the run and a Reopen, until the task passes again; an end
+// without a payload leaves no entry. A task that then succeeds has its
+// output in Outputs, and nothing in Partial.
+func payloadsHoldWhatTasksThatDidNotSucceedKept(f *fixture) {
+	r := f.create("r1", "fetch", "resize", "notify", "archive")
+	kept := map[string]any{"done": []any{0.0, 2.0}, "outputs": []any{"a.jpg", "c.jpg"}}
+	r.append(r.started(order{ID: 1}), r.succeeded("fetch", 1, []string{"a.png", "b.png", "c.png"}),
+		r.task("resize", workflow.EventTaskStarted, 1, ""), r.task("notify", workflow.EventTaskStarted, 1, ""),
+		r.task("archive", workflow.EventTaskStarted, 1, ""))
+	r.checkPayloads()
+	// The run goes on: the task's end is among the events a store may not
+	// have folded into its task's row yet.
+	r.append(r.endedKeeping("resize", workflow.EventTaskFailed, 1, "item 1: corrupt image", kept))
+	r.check()
+	r.checkPayloads()
+	got, err := f.s.Payloads(f.ctx, flow, "r1")
+	if err != nil {
+		f.t.Fatalf("Payloads: %v", err)
+	}
+	if _, ok := got.Partial["resize"]; !ok || len(got.Partial) != 1 {
+		f.t.Fatalf("Payloads(%q, %q): Partial holds %d tasks, want what the failed task %q kept", flow, "r1", len(got.Partial), "resize")
+	}
+	// Other ends: one with a payload, one without; and the run stops.
+	r.append(r.task("notify", workflow.EventTaskFailed, 1, "smtp: 421"),
+		r.endedKeeping("archive", workflow.EventTaskTimedOut, 1, "context deadline exceeded", []string{"a.zip"}),
+		r.event(workflow.EventRunFailed, `task "resize": item 1: corrupt image`))
+	r.check()
+	r.checkPayloads()
+	f.list(flow, workflow.HistoryQuery{}, r)
+
+	// Reopened for Resume, the run still holds them; passing again, its
+	// tasks have nothing kept until they end anew.
+	r.reopen()
+	r.checkPayloads()
+	r.append(r.event(workflow.EventRunResumed, ""))
+	r.check()
+	r.append(r.task("resize", workflow.EventTaskStarted, 2, ""), r.task("notify", workflow.EventTaskStarted, 2, ""),
+		r.task("archive", workflow.EventTaskStarted, 2, ""))
+	r.append(r.succeeded("resize", 2, []string{"a.jpg", "b.jpg", "c.jpg"}),
+		r.endedKeeping("notify", workflow.EventTaskCancelled, 2, "context canceled", "sent to 3 of 5"))
+	r.check()
+	r.checkPayloads()
+	// Interrupted, then reopened, as Recover does.
+	r.append(r.interrupted())
+	r.reopen()
+	r.checkPayloads()
+	r.append(r.event(workflow.EventRunResumed, ""), r.task("notify", workflow.EventTaskStarted, 3, ""),
+		r.task("archive", workflow.EventTaskStarted, 3, ""))
+	r.append(r.task("notify", workflow.EventTaskFailed, 3, "smtp: 421"), r.succeeded("archive", 3, []string{"a.zip", "b.zip"}),
+		r.event(workflow.EventRunFailed, `task "notify": smtp: 421`))
+	r.check()
+	r.checkPayloads()
+	if got, err := f.s.Payloads(f.ctx, flow, "r1"); err != nil || len(got.Partial) != 0 {
+		f.t.Fatalf("Payloads(%q, %q): Partial holds %d tasks, %v; want none: no task that did not succeed kept anything",
+			flow, "r1", len(got.Partial), err)
+	}
+}

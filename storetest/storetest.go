@@ -34,8 +34,9 @@
 // a store may give them back in another location, but must keep them to
 // the nanosecond.
 //
-// A store that is also a workflow.ScheduleStore is held to the rules of
-// that interface too; for one that is not, those subtests are skipped.
+// A store that is also a workflow.ScheduleStore, or a
+// workflow.OrphanClaimer, is held to the rules of that interface too; for
+// one that is not, those subtests are skipped.
 package storetest
 
 import (
@@ -73,6 +74,7 @@ var rules = []struct {
 	{"ConcurrentRunsRecordEveryEntryInOrder", concurrentRunsRecordEveryEntry},
 	{"RunsUnderWayOutliveRetention", runsUnderWayOutliveRetention},
 	{"PayloadsHoldInputAndSucceededOutputs", payloadsHoldInputAndOutputs},
+	{"PayloadsHoldWhatTasksThatDidNotSucceedKept", payloadsHoldWhatTasksThatDidNotSucceedKept},
 	{"RunStartedWithoutPayloadHasNoInput", runStartedWithoutPayloadHasNoInput},
 	{"MapItemEventsKeepTheirItem", itemEventsKeepTheirItem},
 	{"SubChildRunKeepsItsParentRunID", childRunKeepsItsParentRunID},
@@ -98,6 +100,8 @@ var rules = []struct {
 	{"InterruptedRunIsAnOrphan", interruptedRunIsAnOrphan},
 	{"OneOfConcurrentReopensWins", oneOfConcurrentReopensWins},
 	{"OrphansAreOldestFirst", orphansAreOldestFirst},
+	{"ClaimOrphanTakesOnlyRunsUnderWayWithoutAnOwner", claimOrphanTakesOnlyRunsUnderWayWithoutAnOwner},
+	{"OneOfConcurrentOrphanClaimsWins", oneOfConcurrentOrphanClaimsWins},
 
 	// Schedules, for a workflow.ScheduleStore: schedule.go.
 	{"EachFireIsClaimedOnce", eachFireIsClaimedOnce},
