@@ -658,8 +658,11 @@ func (r *record) appendLocked(e *Entry) (ended bool, err error) {
 	case EventRunStarted:
 		r.input, r.hasInput = e.Payload.Value, e.Payload.Value != nil || e.Payload.Data != nil
 		r.live = e.Payload.live
-	case EventRunResumed:
-		if l := e.Payload.live; l != nil {
+	case EventRunResumed, EventRunRetrying:
+		// The tasks that did not succeed start again: what they kept is
+		// the engine's now (and the fold clears it from the status).
+		r.partials = nil
+		if l := e.Payload.live; ev.Type == EventRunResumed && l != nil {
 			// The resuming engine restored the outputs into its own.
 			r.outputs, r.live = nil, l
 		}

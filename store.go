@@ -51,9 +51,10 @@ type Store interface {
 	// Workflows returns the names of the workflows with runs in the
 	// store, sorted.
 	Workflows(ctx context.Context) ([]string, error)
-	// Payloads returns what the store kept of a run's input and of the
-	// outputs of its succeeded tasks. It wraps ErrNotFound for an unknown
-	// run.
+	// Payloads returns what the store kept of a run's input, of the
+	// outputs of its succeeded tasks, and of the payloads of the end
+	// events of its tasks that did not succeed (RunPayloads.Partial). It
+	// wraps ErrNotFound for an unknown run.
 	Payloads(ctx context.Context, workflow, runID string) (RunPayloads, error)
 	// Persistent reports whether the store keeps runs past the process.
 	// For such a store the engine encodes payloads with the workflow's
@@ -158,9 +159,11 @@ type Entry struct {
 	// event of the run, or when unknown. RunStatus.Apply falls back to the
 	// task's name when Index does not name it.
 	Index int
-	// Payload is the run's input on run_started and the task's output on
-	// task_succeeded; zero on other events, and on the run_started of a
-	// run whose input was refused.
+	// Payload is the run's input on run_started, the task's output on
+	// task_succeeded, and what a failed Map task keeps of its items'
+	// outputs on its task_failed, task_timed_out or task_cancelled; zero
+	// on other events, and on the run_started of a run whose input was
+	// refused.
 	Payload Payload
 }
 
