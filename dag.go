@@ -14,6 +14,8 @@ type node struct {
 	taskSpec
 	validateIn  bool // I carries validate tags (and is not Inputs)
 	validateOut bool // O carries validate tags
+	// For a Map: its items' I and O carry validate tags.
+	validateItem, validateEach bool
 }
 
 // plan is the immutable, index-based graph of a workflow, built and checked
@@ -191,6 +193,9 @@ func buildPlan(tasks []node, in, out reflect.Type, outputTask string) (*plan, pr
 		t := &p.tasks[i]
 		t.validateIn = t.in != inputsType && hasValidateTags(t.in)
 		t.validateOut = hasValidateTags(t.out)
+		if t.mapped {
+			t.validateItem, t.validateEach = hasValidateTags(t.item), hasValidateTags(t.each)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errs

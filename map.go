@@ -17,7 +17,9 @@ import (
 // empty output at once. Map values (and pointers to them) go into a Tasks
 // list like Task values.
 //
-// Each item is a unit of its own: its attempts follow Retry, each bounded
+// Each item is a unit of its own: its input and output are checked against
+// their validate tags as a task's are (a failure fails the item, wrapping
+// ErrInvalidInput, without retry); its attempts follow Retry, each bounded
 // by Timeout, with panics and runtime.Goexit recovered as for a task; an
 // item whose handler returns Skip gives the zero O and does not fail. One
 // item failing for good fails the task, with an error naming the item's
@@ -77,6 +79,8 @@ func (m Map[I, O]) spec() taskSpec {
 		mapped:      true,
 		concurrency: m.MaxConcurrency,
 		kept:        reflect.TypeFor[mapKept[O]](),
+		item:        reflect.TypeFor[I](),
+		each:        reflect.TypeFor[O](),
 	}
 	if m.Handler != nil {
 		h := m.Handler
@@ -209,7 +213,18 @@ func (m *mapping[I, O]) work() {
 
 // item makes the attempts of item k.
 func (m *mapping[I, O]) item(k int) {
-	h := func(ctx context.Context, v any) (any, error) { return m.h(ctx, m.items[k]) }
+	if m.r != nil && m.r.e.plan.tasks[m.task].validateItem && !m.valid(k, m.items[k], "task input") {
+		return
+	}
+	h := func(ctx context.Context, v any) (any, error) {
+		out, err := m.h(ctx, m.items[k])
+		if err == nil && m.r != nil && m.r.e.plan.tasks[m.task].validateEach {
+			if werr := m.r.check(out, m.r.e.plan.names[m.task], "task output"); werr != nil {
+				return nil, werr.Err // Permanent
+			}
+		}
+		return out, err
+	}
 	limit := m.retry.attempts()
 	for n := 1; ; n++ {
 		out, err := attempt(m.ctx, h, nil, m.timeout)
@@ -243,6 +258,18 @@ func (m *mapping[I, O]) item(k int) {
 			return
 		}
 	}
+}
+
+// valid checks v, item k's input or output (stage), against its validate
+// tags; a failure fails the item for good.
+func (m *mapping[I, O]) valid(k int, v any, stage string) bool {
+	werr := m.r.check(v, m.r.e.plan.names[m.task], stage)
+	if werr == nil {
+		return true
+	}
+	m.fail(k, fmt.Errorf("item %d: %w", k, werr.Err))
+	m.emitItem(Event{Type: EventItemFailed, Item: k, Error: werr.Message})
+	return false
 }
 
 // restore takes the outputs kept by an earlier attempt of the task, if

@@ -362,3 +362,36 @@ func TestRetryOnFailureOfAMapRunsOnlyTheItemsThatDidNotSucceed(t *testing.T) {
 	assert.LessOrEqual(t, total, int32(5+5), "no item ran more than twice")
 	assert.Less(t, total, int32(10), "the items that had succeeded were kept") // some started before item 4 failed
 }
+
+type mapItem struct {
+	Name string `validate:"required"`
+}
+
+type mapResult struct {
+	Size int `validate:"gt=0"`
+}
+
+func TestMapChecksEachItemsInputAndOutputAgainstTheirTags(t *testing.T) {
+	var calls atomic.Int32
+	w := newWorkflow[[]mapItem, []mapResult](t, "tagged", workflow.Tasks{
+		workflow.Map[mapItem, mapResult]{Name: "size", Retry: workflow.RetryPolicy{Attempts: 3},
+			Handler: func(_ context.Context, it mapItem) (mapResult, error) {
+				calls.Add(1)
+				return mapResult{Size: len(it.Name) - 1}, nil
+			}},
+	})
+	out, err := w.Run(t.Context(), []mapItem{{Name: "ab"}, {Name: "abc"}})
+	require.NoError(t, err)
+	assert.Equal(t, []mapResult{{1}, {2}}, out)
+
+	_, err = w.Run(t.Context(), []mapItem{{Name: "ab"}, {Name: ""}})
+	require.ErrorIs(t, err, workflow.ErrInvalidInput)
+	assert.Contains(t, err.Error(), "item 1: ")
+	assert.Contains(t, err.Error(), "Name")
+
+	calls.Store(0)
+	_, err = w.Run(t.Context(), []mapItem{{Name: "a"}})
+	require.ErrorIs(t, err, workflow.ErrInvalidInput, "an output of Size 0 fails its tag")
+	assert.Contains(t, err.Error(), "item 0: ")
+	assert.Equal(t, int32(1), calls.Load(), "an invalid output is not retried")
+}

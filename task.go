@@ -68,6 +68,7 @@ type taskSpec struct {
 	mapped      bool
 	concurrency int
 	kept        reflect.Type // what a failed Map keeps of its items' outputs
+	item, each  reflect.Type // a Map's I and O
 	sub         bool         // a Sub: handler is nil when its child workflow is
 	child       string       // a Sub's child workflow's name
 }
