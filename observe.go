@@ -141,9 +141,10 @@ func safeLog(f func()) {
 func (e *engine) log(l *slog.Logger, ev Event) {
 	level := slog.LevelInfo
 	switch ev.Type {
-	case EventTaskStarted, EventTaskSucceeded, EventTaskSkipped:
+	case EventTaskStarted, EventTaskSucceeded, EventTaskSkipped, EventItemsStarted, EventItemsProgress:
 		level = slog.LevelDebug
-	case EventTaskRetrying, EventRunRetrying, EventScheduleSkipped, EventTaskCancelled, EventRunInterrupted:
+	case EventTaskRetrying, EventRunRetrying, EventScheduleSkipped, EventTaskCancelled, EventRunInterrupted,
+		EventItemRetrying, EventItemFailed: // the Map task's own end says more
 		level = slog.LevelWarn
 	case EventTaskFailed, EventTaskTimedOut, EventRunFailed, EventRunTimedOut, EventRunCancelled:
 		level = slog.LevelError
@@ -158,6 +159,14 @@ func (e *engine) log(l *slog.Logger, ev Event) {
 	}
 	if ev.Attempt > 0 {
 		attrs = append(attrs, slog.Int("attempt", ev.Attempt))
+	}
+	switch ev.Type {
+	case EventItemRetrying, EventItemFailed:
+		attrs = append(attrs, slog.Int("item", ev.Item))
+	case EventItemsStarted:
+		attrs = append(attrs, slog.Int("items", ev.Item))
+	case EventItemsProgress:
+		attrs = append(attrs, slog.Int("items_done", ev.Item))
 	}
 	if ev.Error != "" {
 		attrs = append(attrs, slog.String("error", ev.Error))
