@@ -88,6 +88,10 @@ func (m Map[I, O]) spec() taskSpec {
 			items, _ := v.([]I)
 			return mapItems(ctx, items, h)
 		}
+		s.itemHandler = func(ctx context.Context, v any) (any, error) {
+			item, _ := v.(I)
+			return h(ctx, item)
+		}
 	}
 	return s
 }

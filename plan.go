@@ -39,17 +39,20 @@ type describer interface{ describe() *plandesc.Plan }
 // sentinelsByName names the sentinels a task's or a run's error may wrap,
 // as a plandesc.Failure carries them.
 var sentinelsByName = map[string]error{
-	"timeout":          ErrTimeout,
-	"panic":            ErrPanic,
-	"cancelled":        ErrCancelled,
-	"invalid_input":    ErrInvalidInput,
-	"type_mismatch":    ErrTypeMismatch,
-	"not_found":        ErrNotFound,
-	"invalid_workflow": ErrInvalidWorkflow,
+	"timeout":            ErrTimeout,
+	"panic":              ErrPanic,
+	"cancelled":          ErrCancelled,
+	"invalid_input":      ErrInvalidInput,
+	"type_mismatch":      ErrTypeMismatch,
+	"not_found":          ErrNotFound,
+	"invalid_workflow":   ErrInvalidWorkflow,
+	"dependency_failed":  ErrDependencyFailed,
+	"dependency_skipped": ErrDependencySkipped,
 }
 
 // sentinelOrder lists sentinelsByName's keys in a fixed order.
-var sentinelOrder = []string{"timeout", "panic", "cancelled", "invalid_input", "type_mismatch", "not_found", "invalid_workflow"}
+var sentinelOrder = []string{"timeout", "panic", "cancelled", "invalid_input", "type_mismatch", "not_found", "invalid_workflow",
+	"dependency_failed", "dependency_skipped"}
 
 func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 	if w == nil || w.e == nil {
@@ -66,19 +69,22 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 		MaxConcurrency: e.cfg.maxConcurrency,
 		ChecksInput:    e.validateIn,
 		ChecksOutput:   e.validateOut,
+		Rules:          p.rules,
 	}
 	for _, i := range p.order {
 		t := &p.tasks[i]
-		switch {
-		case t.mapped:
-			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q is a Map", t.name))
-		case t.sub:
-			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q is a Sub", t.name))
-		case t.trigger != AllSucceeded:
-			d.Unsupported = append(d.Unsupported, fmt.Sprintf("task %q has Trigger %s", t.name, t.trigger))
+		var m *plandesc.Map
+		if t.mapped {
+			m = &plandesc.Map{Item: t.item, Each: t.each, MaxConcurrency: t.concurrency,
+				Call: func(ctx context.Context, c plandesc.Call, item any) (any, error) {
+					return e.callItem(ctx, i, c, item)
+				}}
 		}
 		retry := t.retry
 		d.Tasks = append(d.Tasks, plandesc.Task{
+			Trigger:      t.trigger.String(),
+			Map:          m,
+			Child:        t.childWorkflow,
 			Name:         t.name,
 			Dependencies: slices.Clone(t.deps),
 			In:           t.in,
@@ -94,7 +100,7 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 			Retryable: retry.retryable,
 		})
 	}
-	d.Input = func(task string, in any, outputs map[string]any) (any, error) {
+	d.Input = func(task string, in any, outputs map[string]any, states map[string]string) (any, error) {
 		i, ok := p.index[task]
 		if !ok {
 			return nil, opError(e.name, "", "", newError(ErrNotFound, "no task %q", task))
@@ -102,6 +108,9 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 		deps := p.deps(i)
 		if len(deps) == 0 {
 			return in, nil
+		}
+		if states != nil {
+			return rulesInput(p, i, outputs, states), nil
 		}
 		vals := make([]any, len(p.tasks))
 		for _, dep := range deps {
@@ -157,6 +166,47 @@ func (w *Workflow[In, Out]) describe() *plandesc.Plan {
 		}
 	}
 	return d
+}
+
+// rulesInput is what task i gets when a trigger rule started it, as
+// rulesInputs builds it in-process: outputs of the dependencies that
+// succeeded, states of those that did not.
+func rulesInput(p *plan, i int32, outputs map[string]any, states map[string]string) any {
+	deps := p.deps(i)
+	if p.tasks[i].in != inputsType {
+		return outputs[p.names[deps[0]]]
+	}
+	snap := &inputsSnapshot{outputs: make([]any, len(deps)), states: make([]taskState, len(deps))}
+	for k, dep := range deps {
+		name := p.names[dep]
+		if v, ok := outputs[name]; ok {
+			snap.outputs[k], snap.states[k] = v, tsSucceeded
+		} else if s, ok := states[name]; ok {
+			snap.states[k] = taskStateOf(State(s))
+		}
+	}
+	return Inputs{p: p, task: i, snap: snap}
+}
+
+// callItem runs the handler of task i, a Map, once on item, as an attempt
+// c of an item of a run that another engine drives: the item's input and
+// output checked as mapping.item checks them, with Info answering and
+// panics recovered.
+func (e *engine) callItem(ctx context.Context, i int32, c plandesc.Call, item any) (any, error) {
+	t := &e.plan.tasks[i]
+	r := &run{e: e, id: c.RunID, trigger: c.Trigger}
+	if t.validateItem {
+		if werr := r.check(item, t.name, "task input"); werr != nil {
+			return nil, werr.Err
+		}
+	}
+	out, err := call(&taskCtx{Context: ctx, r: r, task: i, attempt: c.Attempt}, t.itemHandler, item)
+	if err == nil && t.validateEach {
+		if werr := r.check(out, t.name, "task output"); werr != nil {
+			return nil, werr.Err
+		}
+	}
+	return out, err
 }
 
 // callTask runs task i's handler once, as an attempt c of a run that

@@ -98,7 +98,7 @@ func TestPlanCallRunsOneHandlerByName(t *testing.T) {
 	outputs := map[string]any{}
 	for _, name := range []string{"a", "b"} {
 		task, _ := p.Task(name)
-		in, err := p.Input(name, 4, outputs)
+		in, err := p.Input(name, 4, outputs, nil)
 		require.NoError(t, err)
 		outputs[name], err = task.Call(ctx, plan.Call{RunID: "r1", Attempt: 2}, in)
 		require.NoError(t, err)
@@ -115,7 +115,7 @@ func TestPlanCallRunsOneHandlerByName(t *testing.T) {
 	require.Contains(t, f.Sentinels, "panic")
 
 	outputs["c"] = "x"
-	in, err := p.Input("d", 4, outputs)
+	in, err := p.Input("d", 4, outputs, nil)
 	require.NoError(t, err)
 	d, _ := p.Task("d")
 	out, err := d.Call(ctx, plan.Call{RunID: "r1", Attempt: 1}, in)
@@ -143,10 +143,10 @@ func TestPlanCallGoesThroughMiddleware(t *testing.T) {
 func TestPlanInputNamesWhatIsMissing(t *testing.T) {
 	p, err := plan.Of(planDiamond(t))
 	require.NoError(t, err)
-	_, err = p.Input("d", 4, map[string]any{"b": 1})
+	_, err = p.Input("d", 4, map[string]any{"b": 1}, nil)
 	require.ErrorIs(t, err, workflow.ErrNotFound)
 	require.ErrorContains(t, err, `"c"`)
-	_, err = p.Input("zzz", 4, nil)
+	_, err = p.Input("zzz", 4, nil, nil)
 	require.ErrorIs(t, err, workflow.ErrNotFound)
 }
 
@@ -189,18 +189,75 @@ func TestPlanErrorRebuildsAWorkflowError(t *testing.T) {
 	require.Equal(t, workflow.ErrInvalidInput, s)
 }
 
-func TestPlanNamesWhatAnAdapterMustKnowAbout(t *testing.T) {
+func TestPlanDescribesRulesMapsAndSubs(t *testing.T) {
 	p, err := plan.Of(planDiamond(t))
 	require.NoError(t, err)
-	require.Empty(t, p.Unsupported)
+	require.False(t, p.Rules)
+	a, _ := p.Task("a")
+	require.Equal(t, "all_succeeded", a.Trigger)
+	require.Nil(t, a.Map)
+	require.Nil(t, a.Child)
+
+	id := func(ctx context.Context, n int) (int, error) { return n, nil }
+	child := workflow.MustNew[int, int]("child", workflow.Tasks{workflow.Task[int, int]{Name: "x", Handler: id}})
 	wf := workflow.MustNew[int, int]("rules", workflow.Tasks{
-		workflow.Task[int, int]{Name: "a", Handler: func(ctx context.Context, n int) (int, error) { return n, nil }},
-		workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Trigger: workflow.AllDone,
-			Handler: func(ctx context.Context, n int) (int, error) { return n, nil }},
-	})
+		workflow.Task[int, int]{Name: "a", Handler: id},
+		workflow.Task[int, []int]{Name: "b", Dependencies: []string{"a"}, Handler: func(ctx context.Context, n int) ([]int, error) { return []int{n}, nil }},
+		workflow.Map[int, int]{Name: "m", Dependencies: []string{"b"}, MaxConcurrency: 3, Handler: func(ctx context.Context, n int) (int, error) {
+			if n < 0 {
+				return 0, workflow.Skip("negative")
+			}
+			info, _ := workflow.Info(ctx)
+			return n*10 + info.Attempt, nil
+		}},
+		workflow.Sub("s", child, "a"),
+		workflow.Task[workflow.Inputs, int]{Name: "c", Dependencies: []string{"a", "s"}, Trigger: workflow.AllDone,
+			Handler: func(ctx context.Context, in workflow.Inputs) (int, error) {
+				_, err := workflow.Get[int](in, "s")
+				return 0, err
+			}},
+		workflow.Task[int, int]{Name: "d", Dependencies: []string{"s"}, Trigger: workflow.AllDone, Handler: id},
+	}, workflow.WithOutput("d"))
 	p, err = plan.Of(wf)
 	require.NoError(t, err)
-	require.Equal(t, []string{`task "b" has Trigger all_done`}, p.Unsupported)
+	require.True(t, p.Rules)
+	c, _ := p.Task("c")
+	require.Equal(t, "all_done", c.Trigger)
+	m, _ := p.Task("m")
+	require.NotNil(t, m.Map)
+	require.Equal(t, 3, m.Map.MaxConcurrency)
+	out, err := m.Map.Call(context.Background(), plan.Call{RunID: "r", Attempt: 2}, 4)
+	require.NoError(t, err)
+	require.Equal(t, 42, out, "one item, with Info")
+	_, err = m.Map.Call(context.Background(), plan.Call{RunID: "r", Attempt: 1}, -1)
+	require.Equal(t, "negative", plan.FailureOf(err).Skip)
+	s, _ := p.Task("s")
+	require.Same(t, child, s.Child)
+
+	// Inputs of a task a rule started: Get says what became of each dependency.
+	for _, tc := range []struct {
+		state, sentinel string
+		err             error
+	}{
+		{"failed", "dependency_failed", workflow.ErrDependencyFailed},
+		{"timed_out", "dependency_failed", workflow.ErrDependencyFailed},
+		{"cancelled", "dependency_failed", workflow.ErrDependencyFailed},
+		{"skipped", "dependency_skipped", workflow.ErrDependencySkipped},
+	} {
+		in, err := p.Input("c", 4, map[string]any{"a": 4}, map[string]string{"s": tc.state})
+		require.NoError(t, err)
+		_, err = c.Call(context.Background(), plan.Call{RunID: "r", Attempt: 1}, in)
+		require.ErrorIs(t, err, tc.err, tc.state)
+		require.Contains(t, plan.FailureOf(err).Sentinels, tc.sentinel, "the sentinel crosses as a name")
+		require.ErrorIs(t, plan.Error(plan.FailureOf(err)), tc.err)
+	}
+	in, err := p.Input("c", 4, map[string]any{"a": 4}, map[string]string{})
+	require.NoError(t, err)
+	_, err = c.Call(context.Background(), plan.Call{RunID: "r", Attempt: 1}, in)
+	require.ErrorIs(t, err, workflow.ErrNotFound, "a dependency in neither map has not ended")
+	in, err = p.Input("d", 4, map[string]any{}, map[string]string{"s": "failed"})
+	require.NoError(t, err)
+	require.Nil(t, in, "a task taking its dependency's output gets nothing from a failed one")
 	require.Equal(t, "not today", plan.FailureOf(fmt.Errorf("wrapped: %w", workflow.Skip("not today"))).Skip)
 }
 

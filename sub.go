@@ -38,7 +38,7 @@ func (s subTask[I, O]) spec() taskSpec {
 	sp := taskSpec{name: s.name, deps: s.deps, in: reflect.TypeFor[I](), out: reflect.TypeFor[O](), sub: true}
 	if s.child != nil && s.child.e != nil {
 		child, name := s.child, s.name
-		sp.child = child.e.name
+		sp.child, sp.childWorkflow = child.e.name, child
 		sp.handler = func(ctx context.Context, v any) (any, error) {
 			in, _ := v.(I)
 			return runChild(ctx, child, name, in)

@@ -71,6 +71,10 @@ type taskSpec struct {
 	item, each  reflect.Type // a Map's I and O
 	sub         bool         // a Sub: handler is nil when its child workflow is
 	child       string       // a Sub's child workflow's name
+	// For another engine (internal/plan): a Map's handler of one item, and
+	// a Sub's child *Workflow.
+	itemHandler   handlerFunc
+	childWorkflow any
 }
 
 func (t Task[I, O]) spec() taskSpec {

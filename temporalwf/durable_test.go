@@ -111,7 +111,8 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 			return b * 2, err
 		}},
 	})
-	c, queue := setup(t, registers(wf), registers(fan), registers(ok))
+	rules := chain("replayRules")
+	c, queue := setup(t, registers(wf), registers(fan), registers(ok), registers(rules))
 	q := temporalwf.TaskQueue(queue)
 	_, err := temporalwf.Run(ctx, c, wf, goodRequest, q, temporalwf.RunID("replay-dp"))
 	require.NoError(t, err)
@@ -119,12 +120,14 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 	require.Error(t, err)
 	_, err = temporalwf.Run(ctx, c, ok, 1, q, temporalwf.RunID("replay-ok"))
 	require.NoError(t, err)
+	_, err = temporalwf.Run(ctx, c, rules, 1, q, temporalwf.RunID("replay-rules"))
+	require.Error(t, err, "load fails; rules run and skip the rest")
 
 	replayer := worker.NewWorkflowReplayer()
-	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok)} {
+	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok), registers(rules)} {
 		require.NoError(t, r(replayRegistry{replayer}))
 	}
-	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok"} {
+	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok", "replay-rules"} {
 		h := history(t, c, id)
 		require.NotEmpty(t, h.Events)
 		require.NoError(t, replayer.ReplayWorkflowHistory(quiet{}, h), id)

@@ -135,10 +135,6 @@ func TestRegisterRefusesWhatTemporalDoesNotRunYet(t *testing.T) {
 	id := func(ctx context.Context, n int) (int, error) { return n, nil }
 	child := workflow.MustNew[int, int]("child", workflow.Tasks{workflow.Task[int, int]{Name: "a", Handler: id}})
 	for name, tasks := range map[string]workflow.Tasks{
-		`task "b" has Trigger all_done`: {
-			workflow.Task[int, int]{Name: "a", Handler: id},
-			workflow.Task[int, int]{Name: "b", Dependencies: []string{"a"}, Trigger: workflow.AllDone, Handler: id},
-		},
 		`task "b" is a Sub`: {
 			workflow.Task[int, int]{Name: "a", Handler: id},
 			workflow.Sub("b", child, "a"),
@@ -164,17 +160,4 @@ func TestRegisterRefusesWhatTemporalDoesNotRunYet(t *testing.T) {
 	require.NoError(t, temporalwf.Register(w, ok))
 	err := temporalwf.Register(w, ok)
 	require.ErrorIs(t, err, workflow.ErrInvalidWorkflow, "a name registered twice")
-}
-
-func TestASkippingTaskFailsOnTemporal(t *testing.T) {
-	ctx := testContext(t)
-	wf := oneTask("skipper", workflow.RetryPolicy{Attempts: 3}, 0, func(ctx context.Context, n int) (int, error) {
-		return 0, workflow.Skip("nothing to do")
-	})
-	c, queue := setup(t, registers(wf))
-	_, err := temporalwf.Run(ctx, c, wf, 1, temporalwf.TaskQueue(queue))
-	var werr *workflow.WorkflowError
-	require.ErrorAs(t, err, &werr)
-	require.Equal(t, 1, werr.Attempts)
-	require.ErrorContains(t, err, `workflow.Skip("nothing to do"): skipping a task is not supported on Temporal yet`)
 }

@@ -85,6 +85,19 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 	attempt := make([]int, n)
 	open := make([]bool, n) // started and not ended
 	var timeout time.Duration
+	// A task's end starts or skips its dependents as their rules say
+	// (always, once a task was skipped); without rules, a failure ends the
+	// run instead, and end below skips what never started.
+	rl := d.newRules()
+	resolve := func(i int, st workflow.State, at time.Time) {
+		if failedState(st) && !d.p.Rules {
+			return
+		}
+		_, skips := rl.ended(i, st)
+		for _, s := range skips {
+			add(s.task, workflow.Event{Type: workflow.EventTaskSkipped, Error: s.why, Time: at}, nil)
+		}
+	}
 	underway := make([]*workflowpb.PendingActivityInfo, n) // by task
 	for _, pa := range pending {
 		if i, ok := d.index[pa.GetActivityId()]; ok && pa.GetActivityType().GetName() == d.activityName(i) {
@@ -193,16 +206,25 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				}
 				open[i] = false
 				add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: attempt[i], Time: at}, data)
+				resolve(i, workflow.StateSucceeded, at)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			a := e.GetActivityTaskFailedEventAttributes()
 			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
-				typ := workflow.EventTaskFailed
-				if f, ok := failureDetails(a.GetFailure()); ok && slices.Contains(f.Sentinels, "timeout") {
-					typ = workflow.EventTaskTimedOut
+				typ, st, msg := workflow.EventTaskFailed, workflow.StateFailed, failureMessage(a.GetFailure())
+				if f, ok := failureDetails(a.GetFailure()); ok {
+					switch {
+					case f.Skip != "":
+						typ, st, msg = workflow.EventTaskSkipped, workflow.StateSkipped, f.Skip
+					case slices.Contains(f.Sentinels, "timeout"):
+						typ, st = workflow.EventTaskTimedOut, workflow.StateTimedOut
+					case slices.Contains(f.Sentinels, "cancelled"):
+						typ, st = workflow.EventTaskCancelled, workflow.StateCancelled
+					}
 				}
 				open[i] = false
-				add(i, workflow.Event{Type: typ, Attempt: attempt[i], Error: failureMessage(a.GetFailure()), Time: at}, nil)
+				add(i, workflow.Event{Type: typ, Attempt: attempt[i], Error: msg, Time: at}, nil)
+				resolve(i, st, at)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			a := e.GetActivityTaskTimedOutEventAttributes()
@@ -210,6 +232,7 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				open[i] = false
 				msg := fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout)
 				add(i, workflow.Event{Type: workflow.EventTaskTimedOut, Attempt: attempt[i], Error: msg, Time: at}, nil)
+				resolve(i, workflow.StateTimedOut, at)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
 			a := e.GetActivityTaskCancelRequestedEventAttributes()
@@ -258,7 +281,7 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 // errors carry.
 func failureDetails(f *failurepb.Failure) (plan.Failure, bool) {
 	info := f.GetApplicationFailureInfo()
-	if info == nil || (info.GetType() != taskErrorType && info.GetType() != runErrorType) {
+	if t := info.GetType(); info == nil || (t != taskErrorType && t != runErrorType && t != skipErrorType) {
 		return plan.Failure{}, false
 	}
 	var out plan.Failure

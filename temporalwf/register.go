@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ const (
 // show in Temporal's UI and tools.
 const (
 	taskErrorType = "workflow.TaskError" // an attempt's failure; details: a plan.Failure
+	skipErrorType = "workflow.Skip"      // a handler's workflow.Skip: never retried; details: a plan.Failure
 	runErrorType  = "workflow.RunError"  // the run's; details: a plan.Failure
 )
 
@@ -96,8 +98,17 @@ func newDAG(wf any) (*dag, error) {
 		return nil, fmt.Errorf("temporalwf: %w: the Workflow was not built by workflow.New", workflow.ErrInvalidWorkflow)
 	}
 	d := &dag{p: p, index: make(map[string]int, len(p.Tasks))}
-	if len(p.Unsupported) > 0 {
-		return nil, d.invalid("Temporal does not run these yet: %s", strings.Join(p.Unsupported, ", "))
+	var unsupported []string
+	for _, t := range p.Tasks {
+		switch {
+		case t.Map != nil:
+			unsupported = append(unsupported, fmt.Sprintf("task %q is a Map", t.Name))
+		case t.Child != nil:
+			unsupported = append(unsupported, fmt.Sprintf("task %q is a Sub", t.Name))
+		}
+	}
+	if len(unsupported) > 0 {
+		return nil, d.invalid("Temporal does not run these yet: %s", strings.Join(unsupported, ", "))
 	}
 	for i, t := range p.Tasks {
 		d.index[t.Name] = i
@@ -175,11 +186,17 @@ type taskInput struct {
 	Input   json.RawMessage `json:"input,omitempty"`
 	Deps    []taskOutput    `json:"deps,omitempty"`
 	Trigger string          `json:"trigger"`
+	// Rule: the task has a trigger rule, and Deps say what became of
+	// each dependency.
+	Rule bool `json:"rule,omitempty"`
 }
 
+// taskOutput is a dependency's output, or, for a task with a trigger
+// rule, its state when it did not succeed.
 type taskOutput struct {
 	Task   string          `json:"task"`
-	Output json.RawMessage `json:"output"`
+	Output json.RawMessage `json:"output,omitempty"`
+	State  workflow.State  `json:"state,omitempty"`
 }
 
 // run is the Temporal workflow function of the DAG. It is deterministic:
@@ -216,46 +233,68 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 
 	n := len(d.p.Tasks)
 	outputs := make([]json.RawMessage, n)
-	pending := make([]int, n)
+	rl := d.newRules()
 	var ready []int
 	for i := range n {
-		pending[i] = len(d.deps[i])
-		if pending[i] == 0 {
+		if len(d.deps[i]) == 0 {
 			ready = append(ready, i)
 		}
 	}
 	tctx, cancelTasks := tworkflow.WithCancel(ctx)
 	defer cancelTasks()
 	sel := tworkflow.NewSelector(ctx)
-	running, done := 0, 0
-	var failure *plan.Failure
+	running := 0
+	// failure ends the run at once (a workflow without trigger rules);
+	// firstFail, with rules, once every task ran or was skipped.
+	var failure, firstFail *plan.Failure
+	ended := func(i int, st workflow.State) {
+		more, _ := rl.ended(i, st)
+		ready = append(ready, more...)
+	}
 	start := func(i int) {
-		arg := taskInput{Trigger: trigger}
+		t := d.p.Tasks[i]
+		rl.state[i] = workflow.StateRunning
+		arg := taskInput{Trigger: trigger, Rule: t.Trigger != allSucceeded}
 		if len(d.deps[i]) == 0 {
 			arg.Input = in
 		}
 		for _, j := range d.deps[i] {
-			arg.Deps = append(arg.Deps, taskOutput{Task: d.p.Tasks[j].Name, Output: outputs[j]})
+			dep := taskOutput{Task: d.p.Tasks[j].Name, Output: outputs[j]}
+			if arg.Rule && rl.state[j] != workflow.StateSucceeded {
+				dep.State = rl.state[j]
+				if dep.State == "" {
+					dep.State = workflow.StatePending
+				}
+			}
+			arg.Deps = append(arg.Deps, dep)
 		}
 		f := tworkflow.ExecuteActivity(tworkflow.WithActivityOptions(tctx, d.acts[i]), d.activityName(i), arg)
 		running++
 		sel.AddFuture(f, func(f tworkflow.Future) {
 			running--
 			var out json.RawMessage
-			if err := f.Get(ctx, &out); err != nil {
-				if failure == nil && !temporal.IsCanceledError(err) {
-					failure = d.taskFailure(runID, i, err)
-					cancelTasks() // as in-process: the first failure cancels the tasks under way
-				}
+			err := f.Get(ctx, &out)
+			switch {
+			case err == nil:
+				outputs[i] = out
+				ended(i, workflow.StateSucceeded)
 				return
+			case failure != nil || (ctx.Err() != nil && temporal.IsCanceledError(err)):
+				return // cancelled by the run's end
 			}
-			outputs[i] = out
-			done++
-			for _, s := range d.succs[i] {
-				pending[s]--
-				if pending[s] == 0 {
-					ready = append(ready, s)
+			tf := d.taskFailure(runID, i, err)
+			switch {
+			case tf.Skip != "":
+				ended(i, workflow.StateSkipped)
+			case !d.p.Rules:
+				failure = tf
+				cancelTasks() // as in-process: the first failure cancels the tasks under way
+			default:
+				// Trigger rules handle it: it cancels nothing.
+				if firstFail == nil {
+					firstFail = tf
 				}
+				ended(i, workflow.State(tf.State))
 			}
 		})
 	}
@@ -265,7 +304,7 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 			ready = ready[1:]
 			start(i)
 		}
-		if done == n || running == 0 {
+		if running == 0 {
 			break
 		}
 		sel.Select(ctx)
@@ -275,8 +314,13 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 		return nil, runError(*failure)
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case firstFail != nil:
+		return nil, runError(*firstFail)
 	}
 	out := outputs[d.output]
+	if out == nil { // the output task was skipped: the zero Out
+		out = json.RawMessage("null")
+	}
 	if err := d.checkOutput(runID, out); err != nil {
 		f := plan.FailureOf(err)
 		return nil, runError(f)
@@ -320,9 +364,12 @@ func (d *dag) taskFailure(runID string, i int, err error) *plan.Failure {
 	var timeout *temporal.TimeoutError
 	var act *temporal.ActivityError
 	switch {
-	case errors.As(err, &app) && app.Type() == taskErrorType:
+	case errors.As(err, &app) && (app.Type() == taskErrorType || app.Type() == skipErrorType):
 		if derr := app.Details(&f); derr != nil {
 			f.Message = app.Message()
+		}
+		if slices.Contains(f.Sentinels, "cancelled") {
+			f.State = string(workflow.StateCancelled) // the handler says it was cancelled
 		}
 	case errors.As(err, &timeout):
 		f.What, f.State, f.Sentinels = "timed out", string(workflow.StateTimedOut), []string{"timeout"}
@@ -397,10 +444,20 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 			wfIn = v
 		}
 		outputs := make(map[string]any, len(in.Deps))
+		var states map[string]string
+		if in.Rule {
+			states = map[string]string{}
+		}
 		for _, dep := range in.Deps {
 			j, ok := d.index[dep.Task]
 			if !ok {
 				return nil, fail(workflow.Permanent(fmt.Errorf("unknown dependency %q: %w", dep.Task, workflow.ErrNotFound)), false)
+			}
+			if dep.State != "" {
+				if dep.State.Ended() {
+					states[dep.Task] = string(dep.State)
+				}
+				continue // not ended: OneSucceeded started the task first
 			}
 			v, err := decode(dep.Output, d.p.Tasks[j].Out)
 			if err != nil {
@@ -410,7 +467,7 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 		}
 		stop := heartbeat(ctx)
 		defer stop()
-		v, err := d.p.Input(t.Name, wfIn, outputs)
+		v, err := d.p.Input(t.Name, wfIn, outputs, states)
 		if err != nil {
 			return nil, fail(workflow.Permanent(err), false)
 		}
@@ -419,16 +476,32 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 		}
 		out, err := t.Call(ctx, plan.Call{RunID: runID, Trigger: in.Trigger, Attempt: attempt}, v)
 		if err != nil {
+			if ctx.Err() != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || !time.Now().Before(info.Deadline)) {
+				// The attempt's StartToCloseTimeout (the SDK may cancel
+				// the context rather than let its deadline pass): the
+				// worker may say so before Temporal does, and it must
+				// read alike.
+				f := plan.Failure{What: "timed out", State: string(workflow.StateTimedOut), Attempts: attempt,
+					Message: fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout), Sentinels: []string{"timeout"}}
+				return nil, temporal.NewApplicationErrorWithOptions(f.Message, taskErrorType, temporal.ApplicationErrorOptions{Details: []any{f}})
+			}
 			if ctx.Err() != nil {
 				// The attempt was cut short (its worker is stopping, or
 				// Temporal cancelled it): never a permanent failure,
 				// whatever the handler made of its context's end.
 				return nil, fail(err, true)
 			}
-			if reason := plan.FailureOf(err).Skip; reason != "" {
-				// Skipping a task (and what it means for its dependents)
-				// is not mapped onto Temporal yet: the task fails.
-				return nil, fail(workflow.Permanent(fmt.Errorf("workflow.Skip(%q): skipping a task is not supported on Temporal yet", reason)), false)
+			if f := plan.FailureOf(err); f.Skip != "" {
+				// Never retried: the workflow function skips the task.
+				f.Attempts = attempt
+				return nil, temporal.NewApplicationErrorWithOptions(f.Message, skipErrorType, temporal.ApplicationErrorOptions{
+					NonRetryable: true, Details: []any{f},
+				})
+			}
+			if errors.Is(err, workflow.ErrCancelled) {
+				// The handler says it was cancelled (a child run, say):
+				// the task ends cancelled, as in-process, not retried.
+				return nil, fail(err, false)
 			}
 			again, err := t.Retryable(err)
 			return nil, fail(err, again)

@@ -24,8 +24,18 @@ type Plan struct {
 	Tasks    []Task // in topological order
 	// Input builds what task receives: the workflow input for a task
 	// without dependencies, its dependency's output, or a workflow.Inputs
-	// over outputs (by task name) for a task that takes Inputs.
-	Input func(task string, workflowInput any, outputs map[string]any) (any, error)
+	// over outputs (by task name) for a task that takes Inputs. states is
+	// nil for a task whose dependencies all succeeded; for a task that a
+	// trigger rule started, it gives the end state of each dependency that
+	// did not succeed ("failed", "timed_out", "cancelled", "skipped"), a
+	// dependency in neither map having not ended (OneSucceeded): Get on the
+	// Inputs then wraps workflow.ErrDependencyFailed or
+	// ErrDependencySkipped as in-process, and a task taking its one
+	// dependency's output gets the zero value for one that did not succeed.
+	Input func(task string, workflowInput any, outputs map[string]any, states map[string]string) (any, error)
+	// Rules says that some task has a Trigger other than AllSucceeded: a
+	// failure then cancels nothing (see workflow.TriggerRule).
+	Rules bool
 	// Check validates v at a boundary of a run, as the in-process engine
 	// does: nil when v is valid or its type carries no validate tags there,
 	// else the *workflow.WorkflowError a run would fail with (Permanent for
@@ -42,10 +52,6 @@ type Plan struct {
 	// ScheduleInput is the WithScheduleInput function, with panics
 	// recovered into errors wrapping workflow.ErrPanic; nil without one.
 	ScheduleInput func(ctx context.Context, fired time.Time) (any, error)
-	// Unsupported names the features of the definition that an adapter
-	// must know about before it runs the workflow (for instance "Trigger
-	// rules"); empty for a plain DAG of tasks.
-	Unsupported []string
 }
 
 // Boundary is where a value is validated.
@@ -70,6 +76,15 @@ type Task struct {
 	In, Out      reflect.Type
 	Timeout      time.Duration
 	Retry        Retry
+	// Trigger is the task's rule, as workflow.TriggerRule.String names it
+	// ("all_succeeded", "all_done", "none_failed", "one_succeeded").
+	Trigger string
+	// Map is set for a workflow.Map task: Timeout and Retry are then its
+	// items'. Call runs the whole Map in one go, as in-process.
+	Map *Map
+	// Child is the child *workflow.Workflow of a workflow.Sub task; nil
+	// for any other task.
+	Child any
 	// Call runs the task's handler once on in, through the workflow's
 	// middleware, with panics recovered into errors wrapping
 	// workflow.ErrPanic and workflow.Info answering from call; without
@@ -79,6 +94,19 @@ type Task struct {
 	// not when Permanent or when RetryIf says no. A RetryIf that panics
 	// says no; the error it returns then says so too.
 	Retryable func(err error) (bool, error)
+}
+
+// Map describes a workflow.Map task.
+type Map struct {
+	Item, Each     reflect.Type // the Map's I and O
+	MaxConcurrency int          // 0: every item at once
+	// Call runs the handler once on one item, an I: its input and output
+	// checked against their validate tags (a failure is Permanent and
+	// wraps workflow.ErrInvalidInput), panics recovered into errors
+	// wrapping workflow.ErrPanic, workflow.Info answering from call;
+	// without retry, timeout or middleware. A Skip it returns is the
+	// caller's to read as the zero O.
+	Call func(ctx context.Context, call Call, item any) (any, error)
 }
 
 // Call says which run and attempt a call of a task is, for workflow.Info
