@@ -112,7 +112,8 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 		}},
 	})
 	rules := chain("replayRules")
-	c, queue := setup(t, registers(wf), registers(fan), registers(ok), registers(rules))
+	sq := newSquares("replayMap")
+	c, queue := setup(t, registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf))
 	q := temporalwf.TaskQueue(queue)
 	_, err := temporalwf.Run(ctx, c, wf, goodRequest, q, temporalwf.RunID("replay-dp"))
 	require.NoError(t, err)
@@ -122,12 +123,14 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 	require.NoError(t, err)
 	_, err = temporalwf.Run(ctx, c, rules, 1, q, temporalwf.RunID("replay-rules"))
 	require.Error(t, err, "load fails; rules run and skip the rest")
+	_, err = temporalwf.Run(ctx, c, sq.wf, 7, q, temporalwf.RunID("replay-map"))
+	require.NoError(t, err)
 
 	replayer := worker.NewWorkflowReplayer()
-	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok), registers(rules)} {
+	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf)} {
 		require.NoError(t, r(replayRegistry{replayer}))
 	}
-	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok", "replay-rules"} {
+	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok", "replay-rules", "replay-map"} {
 		h := history(t, c, id)
 		require.NotEmpty(t, h.Events)
 		require.NoError(t, replayer.ReplayWorkflowHistory(quiet{}, h), id)

@@ -139,20 +139,11 @@ func TestRegisterRefusesWhatTemporalDoesNotRunYet(t *testing.T) {
 			workflow.Task[int, int]{Name: "a", Handler: id},
 			workflow.Sub("b", child, "a"),
 		},
-		`task "b" is a Map`: {
-			workflow.Task[int, []int]{Name: "a", Handler: func(ctx context.Context, n int) ([]int, error) { return []int{n}, nil }},
-			workflow.Map[int, int]{Name: "b", Dependencies: []string{"a"}, Handler: id},
-		},
 		`Retry.Backoff 0.5`: {
 			workflow.Task[int, int]{Name: "a", Handler: id, Retry: workflow.RetryPolicy{Attempts: 3, Backoff: 0.5}},
 		},
 	} {
-		var err error
-		if name == `task "b" is a Map` {
-			err = temporalwf.Register(w, workflow.MustNew[int, []int]("refusedMap", tasks))
-		} else {
-			err = temporalwf.Register(w, workflow.MustNew[int, int]("refused", tasks))
-		}
+		err := temporalwf.Register(w, workflow.MustNew[int, int]("refused", tasks))
 		require.ErrorIs(t, err, workflow.ErrInvalidWorkflow, name)
 		require.ErrorContains(t, err, name)
 	}

@@ -2,6 +2,7 @@ package temporalwf
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -89,14 +90,71 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 	// (always, once a task was skipped); without rules, a failure ends the
 	// run instead, and end below skips what never started.
 	rl := d.newRules()
-	resolve := func(i int, st workflow.State, at time.Time) {
+	var input []byte
+	var resolve func(i int, st workflow.State, at time.Time)
+	outData := make([][]byte, n) // each task's output, as JSON
+	// A Map over no items schedules no activity: it starts and succeeds
+	// as soon as it is ready, as the workflow function runs it.
+	emptyMap := func(i int, at time.Time) {
+		if d.p.Tasks[i].Map == nil {
+			return
+		}
+		list := input
+		if len(d.deps[i]) > 0 {
+			list = outData[d.deps[i][0]]
+		}
+		var items []json.RawMessage
+		if len(list) > 0 && (json.Unmarshal(list, &items) != nil || len(items) > 0) {
+			return // items to run, or not a list (the task fails)
+		}
+		add(i, workflow.Event{Type: workflow.EventTaskStarted, Attempt: 1, Time: at}, nil)
+		add(i, workflow.Event{Type: workflow.EventItemsStarted, Item: 0, Time: at}, nil)
+		add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: 1, Time: at}, []byte("[]"))
+		outData[i] = []byte("[]")
+		attempt[i] = 1
+		resolve(i, workflow.StateSucceeded, at)
+	}
+	resolve = func(i int, st workflow.State, at time.Time) {
 		if failedState(st) && !d.p.Rules {
 			return
 		}
-		_, skips := rl.ended(i, st)
+		ready, skips := rl.ended(i, st)
 		for _, s := range skips {
 			add(s.task, workflow.Event{Type: workflow.EventTaskSkipped, Error: s.why, Time: at}, nil)
 		}
+		for _, r := range ready {
+			emptyMap(r, at)
+		}
+	}
+	// Maps with items: their items' activities, by scheduled event ID;
+	// items done and outputs per task.
+	type itemRef struct{ task, item int }
+	itemScheduled := map[int64]itemRef{}
+	itemOuts := make([][]json.RawMessage, n)
+	itemsDone := make([]int, n)
+	// mapFailed ends Map task i after its item k failed for good.
+	mapFailed := func(i, k int, at time.Time, f *failurepb.Failure, timedOut bool) {
+		if !open[i] {
+			return // the Map had ended: its other items were cancelled
+		}
+		open[i] = false
+		msg, typ, st := failureMessage(f), workflow.EventTaskFailed, workflow.StateFailed
+		attempts := 1
+		if df, ok := failureDetails(f); ok {
+			attempts = max(df.Attempts, 1)
+			if slices.Contains(df.Sentinels, "timeout") {
+				timedOut = true
+			}
+		}
+		if timedOut {
+			typ, st = workflow.EventTaskTimedOut, workflow.StateTimedOut
+			if f.GetTimeoutFailureInfo() != nil {
+				msg = fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout)
+			}
+		}
+		add(i, workflow.Event{Type: workflow.EventItemFailed, Item: k, Attempt: attempts, Error: msg, Time: at}, nil)
+		add(i, workflow.Event{Type: typ, Attempt: 1, Error: fmt.Sprintf("item %d: %s", k, msg), Time: at}, nil)
+		resolve(i, st, at)
 	}
 	underway := make([]*workflowpb.PendingActivityInfo, n) // by task
 	for _, pa := range pending {
@@ -159,7 +217,6 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("the run is of Temporal workflow %q: %w", a.GetWorkflowType().GetName(), workflow.ErrNotFound))
 			}
 			timeout = a.GetWorkflowExecutionTimeout().AsDuration()
-			var input []byte
 			if ps := a.GetInput().GetPayloads(); len(ps) > 0 {
 				input = ps[0].GetData()
 			} else {
@@ -172,8 +229,29 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				}
 			}
 			add(-1, workflow.Event{Type: workflow.EventRunStarted, Time: at}, input)
+			for i := range n {
+				if len(d.deps[i]) == 0 {
+					emptyMap(i, at)
+				}
+			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			a := e.GetActivityTaskScheduledEventAttributes()
+			if name, k, ok := parseItemID(a.GetActivityId()); ok {
+				i, ok := d.index[name]
+				if !ok || d.p.Tasks[i].Map == nil || a.GetActivityType().GetName() != d.activityName(i) {
+					continue
+				}
+				itemScheduled[e.GetEventId()] = itemRef{i, k}
+				if itemOuts[i] == nil {
+					var ii itemInput
+					_ = converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &ii)
+					itemOuts[i] = make([]json.RawMessage, ii.Total)
+					scheduledAt[i], attempt[i], open[i] = at, 1, true
+					add(i, workflow.Event{Type: workflow.EventTaskStarted, Attempt: 1, Time: at}, nil)
+					add(i, workflow.Event{Type: workflow.EventItemsStarted, Item: ii.Total, Time: at}, nil)
+				}
+				continue
+			}
 			if i, ok := d.index[a.GetActivityId()]; ok && a.GetActivityType().GetName() == d.activityName(i) {
 				byScheduled[e.GetEventId()] = i
 				scheduledAt[i] = at
@@ -199,17 +277,36 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 			started(i, int(a.GetAttempt()), at, a.GetLastFailure())
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
 			a := e.GetActivityTaskCompletedEventAttributes()
+			if ref, ok := itemScheduled[a.GetScheduledEventId()]; ok {
+				i := ref.task
+				if !open[i] || ref.item >= len(itemOuts[i]) {
+					continue
+				}
+				if ps := a.GetResult().GetPayloads(); len(ps) > 0 {
+					itemOuts[i][ref.item] = ps[0].GetData()
+				}
+				if itemsDone[i]++; itemsDone[i] == len(itemOuts[i]) {
+					open[i] = false
+					outData[i] = joinItems(itemOuts[i])
+					add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: 1, Time: at}, outData[i])
+					resolve(i, workflow.StateSucceeded, at)
+				}
+			}
 			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
 				var data []byte
 				if ps := a.GetResult().GetPayloads(); len(ps) > 0 {
 					data = ps[0].GetData()
 				}
 				open[i] = false
+				outData[i] = data
 				add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: attempt[i], Time: at}, data)
 				resolve(i, workflow.StateSucceeded, at)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			a := e.GetActivityTaskFailedEventAttributes()
+			if ref, ok := itemScheduled[a.GetScheduledEventId()]; ok {
+				mapFailed(ref.task, ref.item, at, a.GetFailure(), false)
+			}
 			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
 				typ, st, msg := workflow.EventTaskFailed, workflow.StateFailed, failureMessage(a.GetFailure())
 				if f, ok := failureDetails(a.GetFailure()); ok {
@@ -228,6 +325,9 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			a := e.GetActivityTaskTimedOutEventAttributes()
+			if ref, ok := itemScheduled[a.GetScheduledEventId()]; ok {
+				mapFailed(ref.task, ref.item, at, a.GetFailure(), true)
+			}
 			if i, ok := byScheduled[a.GetScheduledEventId()]; ok {
 				open[i] = false
 				msg := fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout)
@@ -236,6 +336,11 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
 			a := e.GetActivityTaskCancelRequestedEventAttributes()
+			if ref, ok := itemScheduled[a.GetScheduledEventId()]; ok && open[ref.task] {
+				i := ref.task
+				open[i] = false
+				add(i, workflow.Event{Type: workflow.EventTaskCancelled, Attempt: attempt[i], Error: "another task failed", Time: at}, nil)
+			}
 			if i, ok := byScheduled[a.GetScheduledEventId()]; ok && (open[i] || rs.Tasks[i].State == workflow.StatePending) {
 				if !open[i] {
 					started(i, 1, scheduledAt[i], nil) // as at the run's end, below

@@ -72,7 +72,11 @@ func Register[In, Out any](r worker.Registry, wf *workflow.Workflow[In, Out]) (e
 		}
 	}()
 	r.RegisterWorkflowWithOptions(d.run, tworkflow.RegisterOptions{Name: d.p.Workflow})
-	for i := range d.p.Tasks {
+	for i, t := range d.p.Tasks {
+		if t.Map != nil {
+			r.RegisterActivityWithOptions(d.itemActivity(i), activity.RegisterOptions{Name: d.activityName(i)})
+			continue
+		}
 		r.RegisterActivityWithOptions(d.activity(i), activity.RegisterOptions{Name: d.activityName(i)})
 	}
 	if d.p.ScheduleInput != nil {
@@ -101,8 +105,6 @@ func newDAG(wf any) (*dag, error) {
 	var unsupported []string
 	for _, t := range p.Tasks {
 		switch {
-		case t.Map != nil:
-			unsupported = append(unsupported, fmt.Sprintf("task %q is a Map", t.Name))
 		case t.Child != nil:
 			unsupported = append(unsupported, fmt.Sprintf("task %q is a Sub", t.Name))
 		}
@@ -251,9 +253,103 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 		more, _ := rl.ended(i, st)
 		ready = append(ready, more...)
 	}
+	failed := func(i int, tf *plan.Failure) {
+		switch {
+		case tf.Skip != "":
+			ended(i, workflow.StateSkipped)
+		case !d.p.Rules:
+			failure = tf
+			cancelTasks() // as in-process: the first failure cancels the tasks under way
+		default:
+			// Trigger rules handle it: it cancels nothing.
+			if firstFail == nil {
+				firstFail = tf
+			}
+			ended(i, workflow.State(tf.State))
+		}
+	}
+	// startMap runs Map task i over list, a JSON array: one activity per
+	// item, at most the Map's MaxConcurrency under way; the task counts as
+	// one under way for the workflow's own bound.
+	startMap := func(i int, list json.RawMessage) {
+		t := d.p.Tasks[i]
+		running++
+		var items []json.RawMessage
+		if len(list) > 0 {
+			if err := json.Unmarshal(list, &items); err != nil {
+				running--
+				failed(i, &plan.Failure{Workflow: d.p.Workflow, RunID: runID, Task: t.Name, State: string(workflow.StateFailed), Attempts: 1,
+					Message: fmt.Sprintf("decoding its list: %v", err), Sentinels: []string{"type_mismatch"}})
+				return
+			}
+		}
+		n := len(items)
+		outs := make([]json.RawMessage, n)
+		mctx, cancelItems := tworkflow.WithCancel(tctx)
+		next, under, done, over := 0, 0, 0, false
+		finish := func(tf *plan.Failure) {
+			over = true
+			cancelItems() // the items under way, after one failed for good
+			running--
+			if tf != nil {
+				failed(i, tf)
+				return
+			}
+			outputs[i] = joinItems(outs)
+			ended(i, workflow.StateSucceeded)
+		}
+		var launch func()
+		launch = func() {
+			for !over && next < n && (t.Map.MaxConcurrency <= 0 || under < t.Map.MaxConcurrency) {
+				k := next
+				next++
+				under++
+				opts := d.acts[i]
+				opts.ActivityID = itemID(t.Name, k)
+				f := tworkflow.ExecuteActivity(tworkflow.WithActivityOptions(mctx, opts), d.activityName(i),
+					itemInput{Item: items[k], Index: k, Total: n, Trigger: trigger})
+				sel.AddFuture(f, func(f tworkflow.Future) {
+					under--
+					if over {
+						return
+					}
+					var out json.RawMessage
+					err := f.Get(ctx, &out)
+					switch {
+					case err == nil:
+						outs[k] = out
+						if done++; done == n {
+							finish(nil)
+						} else {
+							launch()
+						}
+						return
+					case failure != nil || (ctx.Err() != nil && temporal.IsCanceledError(err)):
+						return // cancelled by the run's end
+					}
+					tf := d.taskFailure(runID, i, err)
+					tf.Message, tf.Attempts = fmt.Sprintf("item %d: %s", k, tf.Message), 1
+					finish(tf)
+				})
+			}
+		}
+		if n == 0 {
+			finish(nil)
+			return
+		}
+		launch()
+	}
 	start := func(i int) {
 		t := d.p.Tasks[i]
 		rl.state[i] = workflow.StateRunning
+		if t.Map != nil {
+			list := in
+			if len(d.deps[i]) > 0 {
+				list = outputs[d.deps[i][0]] // nil when a rule started the task without it: no items
+			}
+			startMap(i, list)
+			return
+		}
 		arg := taskInput{Trigger: trigger, Rule: t.Trigger != allSucceeded}
 		if len(d.deps[i]) == 0 {
 			arg.Input = in
@@ -282,20 +378,7 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 			case failure != nil || (ctx.Err() != nil && temporal.IsCanceledError(err)):
 				return // cancelled by the run's end
 			}
-			tf := d.taskFailure(runID, i, err)
-			switch {
-			case tf.Skip != "":
-				ended(i, workflow.StateSkipped)
-			case !d.p.Rules:
-				failure = tf
-				cancelTasks() // as in-process: the first failure cancels the tasks under way
-			default:
-				// Trigger rules handle it: it cancels nothing.
-				if firstFail == nil {
-					firstFail = tf
-				}
-				ended(i, workflow.State(tf.State))
-			}
+			failed(i, d.taskFailure(runID, i, err))
 		})
 	}
 	for {
@@ -476,35 +559,14 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 		}
 		out, err := t.Call(ctx, plan.Call{RunID: runID, Trigger: in.Trigger, Attempt: attempt}, v)
 		if err != nil {
-			if ctx.Err() != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || !time.Now().Before(info.Deadline)) {
-				// The attempt's StartToCloseTimeout (the SDK may cancel
-				// the context rather than let its deadline pass): the
-				// worker may say so before Temporal does, and it must
-				// read alike.
-				f := plan.Failure{What: "timed out", State: string(workflow.StateTimedOut), Attempts: attempt,
-					Message: fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout), Sentinels: []string{"timeout"}}
-				return nil, temporal.NewApplicationErrorWithOptions(f.Message, taskErrorType, temporal.ApplicationErrorOptions{Details: []any{f}})
-			}
-			if ctx.Err() != nil {
-				// The attempt was cut short (its worker is stopping, or
-				// Temporal cancelled it): never a permanent failure,
-				// whatever the handler made of its context's end.
-				return nil, fail(err, true)
-			}
-			if f := plan.FailureOf(err); f.Skip != "" {
+			if f := plan.FailureOf(err); f.Skip != "" && ctx.Err() == nil {
 				// Never retried: the workflow function skips the task.
 				f.Attempts = attempt
 				return nil, temporal.NewApplicationErrorWithOptions(f.Message, skipErrorType, temporal.ApplicationErrorOptions{
 					NonRetryable: true, Details: []any{f},
 				})
 			}
-			if errors.Is(err, workflow.ErrCancelled) {
-				// The handler says it was cancelled (a child run, say):
-				// the task ends cancelled, as in-process, not retried.
-				return nil, fail(err, false)
-			}
-			again, err := t.Retryable(err)
-			return nil, fail(err, again)
+			return nil, d.attemptError(ctx, i, err)
 		}
 		if err := d.p.Check(out, plan.Boundary{RunID: runID, Task: t.Name, Stage: plan.StageTaskOutput}); err != nil {
 			return nil, fail(err, false)
@@ -515,6 +577,42 @@ func (d *dag) activity(i int) func(ctx context.Context, in taskInput) (json.RawM
 		}
 		return data, nil
 	}
+}
+
+// attemptError is the Temporal error of a failed attempt of task i (or of
+// an item of it): retryable as its policy says, but always when the
+// attempt was cut short, never when the handler says it was cancelled.
+func (d *dag) attemptError(ctx context.Context, i int, err error) error {
+	info := activity.GetInfo(ctx)
+	attempt := int(info.Attempt)
+	fail := func(err error, retry bool) error {
+		f := plan.FailureOf(err)
+		f.Attempts = attempt
+		return temporal.NewApplicationErrorWithOptions(f.Message, taskErrorType, temporal.ApplicationErrorOptions{
+			NonRetryable: !retry, Details: []any{f},
+		})
+	}
+	if ctx.Err() != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || !time.Now().Before(info.Deadline)) {
+		// The attempt's StartToCloseTimeout (the SDK may cancel the
+		// context rather than let its deadline pass): the worker may say
+		// so before Temporal does, and it must read alike.
+		f := plan.Failure{What: "timed out", State: string(workflow.StateTimedOut), Attempts: attempt,
+			Message: fmt.Sprintf("attempt exceeded %v", d.acts[i].StartToCloseTimeout), Sentinels: []string{"timeout"}}
+		return temporal.NewApplicationErrorWithOptions(f.Message, taskErrorType, temporal.ApplicationErrorOptions{Details: []any{f}})
+	}
+	if ctx.Err() != nil {
+		// The attempt was cut short (its worker is stopping, or Temporal
+		// cancelled it): never a permanent failure, whatever the handler
+		// made of its context's end.
+		return fail(err, true)
+	}
+	if errors.Is(err, workflow.ErrCancelled) {
+		// The handler says it was cancelled (a child run, say): the task
+		// ends cancelled, as in-process, not retried.
+		return fail(err, false)
+	}
+	again, err := d.p.Tasks[i].Retryable(err)
+	return fail(err, again)
 }
 
 // heartbeat heartbeats for the activity of ctx until stop is called.
