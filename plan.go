@@ -266,6 +266,9 @@ func errorOf(f plandesc.Failure) error {
 		}
 	}
 	werr.Err = &libError{msg: f.Message, errs: append(errs, errors.New(f.Message))}
+	if f.Cause != nil { // a Sub's child run's failure
+		werr.Err = errorOf(*f.Cause)
+	}
 	if f.Task != "" {
 		werr.Details = map[string]any{"attempts": f.Attempts, "state": State(f.State), "error_type": f.ErrorType}
 		if f.ErrorType == "" {

@@ -181,6 +181,15 @@ func TestPlanErrorRebuildsAWorkflowError(t *testing.T) {
 	require.Equal(t, workflow.StateTimedOut, werr.Details["state"])
 	require.Equal(t, "<nil>", werr.Details["error_type"])
 
+	child := plan.Failure{Workflow: "c", RunID: "r.s", Task: "x", State: "failed", Attempts: 1, Message: "boom"}
+	err = plan.Error(plan.Failure{Workflow: "w", RunID: "r", Task: "s", State: "failed", Attempts: 1,
+		Message: `workflow "c" run r.s: task "x" failed: boom`, Cause: &child})
+	require.ErrorAs(t, err, &werr)
+	var cerr *workflow.WorkflowError
+	require.ErrorAs(t, werr.Err, &cerr, "a Sub's error wraps its child run's")
+	require.Equal(t, "x", cerr.Task)
+	require.Equal(t, "r.s", cerr.RunID)
+
 	err = plan.Error(plan.Failure{Workflow: "w", RunID: "r", What: "cancelled", Message: "Cancel called", Sentinels: []string{"cancelled"}})
 	require.ErrorIs(t, err, workflow.ErrCancelled)
 	require.Equal(t, `workflow "w" run r: cancelled: Cancel called`, err.Error())

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	tworkflow "go.temporal.io/sdk/workflow"
 
 	"github.com/b3b01171/workflow"
 	"github.com/b3b01171/workflow/temporalwf"
@@ -113,7 +114,8 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 	})
 	rules := chain("replayRules")
 	sq := newSquares("replayMap")
-	c, queue := setup(t, registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf))
+	sub := order(pricing())
+	c, queue := setup(t, registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf), registers(sub))
 	q := temporalwf.TaskQueue(queue)
 	_, err := temporalwf.Run(ctx, c, wf, goodRequest, q, temporalwf.RunID("replay-dp"))
 	require.NoError(t, err)
@@ -125,15 +127,20 @@ func TestReplayingRecordedHistoriesIsDeterministic(t *testing.T) {
 	require.Error(t, err, "load fails; rules run and skip the rest")
 	_, err = temporalwf.Run(ctx, c, sq.wf, 7, q, temporalwf.RunID("replay-map"))
 	require.NoError(t, err)
+	_, err = temporalwf.Run(ctx, c, sub, 2, q, temporalwf.RunID("replay-sub"))
+	require.NoError(t, err)
 
 	replayer := worker.NewWorkflowReplayer()
-	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf)} {
+	for _, r := range []func(worker.Registry) error{registers(wf), registers(fan), registers(ok), registers(rules), registers(sq.wf), registers(sub)} {
 		require.NoError(t, r(replayRegistry{replayer}))
 	}
-	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok", "replay-rules", "replay-map"} {
+	for _, id := range []string{"replay-dp", "replay-fan", "replay-ok", "replay-rules", "replay-map", "replay-sub", "replay-sub.price"} {
 		h := history(t, c, id)
 		require.NotEmpty(t, h.Events)
-		require.NoError(t, replayer.ReplayWorkflowHistory(quiet{}, h), id)
+		// With the run's own ID, as a worker replays it: a Sub's child
+		// workflow ID is made from it.
+		require.NoError(t, replayer.ReplayWorkflowHistoryWithOptions(quiet{}, h, worker.ReplayWorkflowHistoryOptions{
+			OriginalExecution: tworkflow.Execution{ID: id}}), id)
 	}
 
 	// A definition that changed its graph does not replay: the replayer

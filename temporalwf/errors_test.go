@@ -130,17 +130,16 @@ func TestATimedOutTaskWrapsErrTimeout(t *testing.T) {
 	require.Equal(t, 2, task.Attempts)
 }
 
-func TestRegisterRefusesWhatTemporalDoesNotRunYet(t *testing.T) {
+func TestRegisterRefusesWhatTemporalCannotRun(t *testing.T) {
 	w := worker.New(dial(t), "refused", worker.Options{})
 	id := func(ctx context.Context, n int) (int, error) { return n, nil }
-	child := workflow.MustNew[int, int]("child", workflow.Tasks{workflow.Task[int, int]{Name: "a", Handler: id}})
+	shrinking := workflow.Tasks{
+		workflow.Task[int, int]{Name: "a", Handler: id, Retry: workflow.RetryPolicy{Attempts: 3, Backoff: 0.5}},
+	}
 	for name, tasks := range map[string]workflow.Tasks{
-		`task "b" is a Sub`: {
-			workflow.Task[int, int]{Name: "a", Handler: id},
-			workflow.Sub("b", child, "a"),
-		},
-		`Retry.Backoff 0.5`: {
-			workflow.Task[int, int]{Name: "a", Handler: id, Retry: workflow.RetryPolicy{Attempts: 3, Backoff: 0.5}},
+		`Retry.Backoff 0.5`: shrinking,
+		`task "s": temporalwf: workflow "shrinking": task "a": Retry.Backoff 0.5`: {
+			workflow.Sub("s", workflow.MustNew[int, int]("shrinking", shrinking)),
 		},
 	} {
 		err := temporalwf.Register(w, workflow.MustNew[int, int]("refused", tasks))

@@ -208,9 +208,68 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 		}
 		add(-1, ev, nil)
 	}
+	// Sub tasks: their child workflows, by initiated event ID.
+	byInitiated := map[int64]int{}
+	subEnded := func(id int64, typ string, st workflow.State, at time.Time, cf *plan.Failure, data []byte) {
+		i, ok := byInitiated[id]
+		if !ok || !open[i] {
+			return
+		}
+		open[i] = false
+		ev := workflow.Event{Type: typ, Attempt: 1, Time: at}
+		if cf != nil {
+			cf.Workflow, cf.RunID = d.children[i].p.Workflow, runID+"."+d.p.Tasks[i].Name
+			ev.Error = plan.Error(*cf).Error()
+		}
+		if data != nil {
+			outData[i] = data
+		}
+		add(i, ev, data)
+		resolve(i, st, at)
+	}
 	for k, e := range evs {
 		at := e.GetEventTime().AsTime()
 		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+			a := e.GetStartChildWorkflowExecutionInitiatedEventAttributes()
+			for i, child := range d.children {
+				if child != nil && a.GetWorkflowId() == runID+"."+d.p.Tasks[i].Name && a.GetWorkflowType().GetName() == child.p.Workflow {
+					byInitiated[e.GetEventId()] = i
+					scheduledAt[i], attempt[i], open[i] = at, 1, true
+					add(i, workflow.Event{Type: workflow.EventTaskStarted, Attempt: 1, Time: at}, nil)
+				}
+			}
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+			a := e.GetChildWorkflowExecutionCompletedEventAttributes()
+			data := []byte("null")
+			if ps := a.GetResult().GetPayloads(); len(ps) > 0 {
+				data = ps[0].GetData()
+			}
+			subEnded(a.GetInitiatedEventId(), workflow.EventTaskSucceeded, workflow.StateSucceeded, at, nil, data)
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+			a := e.GetChildWorkflowExecutionFailedEventAttributes()
+			cf, ok := failureDetails(a.GetFailure())
+			if !ok {
+				cf = plan.Failure{Message: a.GetFailure().GetMessage()}
+			}
+			typ, st := workflow.EventTaskFailed, workflow.StateFailed
+			if slices.Contains(cf.Sentinels, "timeout") {
+				typ, st = workflow.EventTaskTimedOut, workflow.StateTimedOut
+			}
+			subEnded(a.GetInitiatedEventId(), typ, st, at, &cf, nil)
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+			cf := plan.Failure{What: "cancelled", Message: "Cancel called", Sentinels: []string{"cancelled"}}
+			subEnded(e.GetChildWorkflowExecutionCanceledEventAttributes().GetInitiatedEventId(), workflow.EventTaskCancelled, workflow.StateCancelled, at, &cf, nil)
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+			cf := plan.Failure{What: "cancelled", Message: "terminated in Temporal", Sentinels: []string{"cancelled"}}
+			subEnded(e.GetChildWorkflowExecutionTerminatedEventAttributes().GetInitiatedEventId(), workflow.EventTaskCancelled, workflow.StateCancelled, at, &cf, nil)
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+			cf := plan.Failure{What: "timed out", Message: "the run exceeded its RunTimeout", Sentinels: []string{"timeout"}}
+			subEnded(e.GetChildWorkflowExecutionTimedOutEventAttributes().GetInitiatedEventId(), workflow.EventTaskTimedOut, workflow.StateTimedOut, at, &cf, nil)
+		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+			a := e.GetStartChildWorkflowExecutionFailedEventAttributes()
+			cf := plan.Failure{Message: "could not start the child run: " + a.GetCause().String()}
+			subEnded(a.GetInitiatedEventId(), workflow.EventTaskFailed, workflow.StateFailed, at, &cf, nil)
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 			a := e.GetWorkflowExecutionStartedEventAttributes()
 			if k != 0 || a.GetWorkflowType().GetName() != d.p.Workflow {

@@ -53,10 +53,13 @@ const scheduleInputActivity = "$scheduleInput"
 // Register registers wf with a Temporal worker (or anything else that
 // registers workflows and activities): one Temporal workflow, named after
 // wf, that runs the DAG, and one activity per task, named
-// "<workflow>/<task>". It refuses, with an error wrapping
-// workflow.ErrInvalidWorkflow, a workflow this package cannot run as it
-// runs in-process (see the README's mapping), and a name the registry
-// already has.
+// "<workflow>/<task>" (for a Map, the activity of one item). The child
+// workflows of its Sub tasks are registered with it, recursively, each
+// once; a child that the registry already has (registered by an earlier
+// Register, of itself or of another parent) is left as it is. It
+// refuses, with an error wrapping workflow.ErrInvalidWorkflow, a workflow
+// this package cannot run as it runs in-process (see the README's
+// mapping), and a name the registry already has.
 func Register[In, Out any](r worker.Registry, wf *workflow.Workflow[In, Out]) (err error) {
 	d, err := newDAG(wf)
 	if err != nil {
@@ -71,6 +74,12 @@ func Register[In, Out any](r worker.Registry, wf *workflow.Workflow[In, Out]) (e
 			err = d.invalid("Register: %v", v)
 		}
 	}()
+	d.register(r)
+	return nil
+}
+
+// register registers d's workflow and activities, then its children's.
+func (d *dag) register(r worker.Registry) {
 	r.RegisterWorkflowWithOptions(d.run, tworkflow.RegisterOptions{Name: d.p.Workflow})
 	for i, t := range d.p.Tasks {
 		if t.Map != nil {
@@ -82,18 +91,33 @@ func Register[In, Out any](r worker.Registry, wf *workflow.Workflow[In, Out]) (e
 	if d.p.ScheduleInput != nil {
 		r.RegisterActivityWithOptions(d.scheduleInput, activity.RegisterOptions{Name: d.p.Workflow + "/" + scheduleInputActivity})
 	}
-	return nil
+	for _, child := range d.children {
+		if child != nil {
+			child.registerChild(r)
+		}
+	}
+}
+
+// registerChild registers the child workflow d of a Sub task, unless the
+// registry has it already.
+func (d *dag) registerChild(r worker.Registry) {
+	defer func() {
+		_ = recover() // registered already: its activities and children too
+	}()
+	d.register(r)
 }
 
 // dag is a workflow's plan as this package runs it: built once by Register
 // (and by the client functions, which need the names and types only).
 type dag struct {
-	p      *plan.Plan
-	index  map[string]int // task name → position in p.Tasks
-	deps   [][]int
-	succs  [][]int
-	output int
-	acts   []tworkflow.ActivityOptions
+	p     *plan.Plan
+	index map[string]int // task name → position in p.Tasks
+	deps  [][]int
+	succs [][]int
+	// children holds the child workflow of each Sub task; nil for others.
+	children []*dag
+	output   int
+	acts     []tworkflow.ActivityOptions
 }
 
 func newDAG(wf any) (*dag, error) {
@@ -102,15 +126,16 @@ func newDAG(wf any) (*dag, error) {
 		return nil, fmt.Errorf("temporalwf: %w: the Workflow was not built by workflow.New", workflow.ErrInvalidWorkflow)
 	}
 	d := &dag{p: p, index: make(map[string]int, len(p.Tasks))}
-	var unsupported []string
-	for _, t := range p.Tasks {
-		switch {
-		case t.Child != nil:
-			unsupported = append(unsupported, fmt.Sprintf("task %q is a Sub", t.Name))
+	d.children = make([]*dag, len(p.Tasks))
+	for i, t := range p.Tasks {
+		if t.Child == nil {
+			continue
 		}
-	}
-	if len(unsupported) > 0 {
-		return nil, d.invalid("Temporal does not run these yet: %s", strings.Join(unsupported, ", "))
+		child, err := newDAG(t.Child)
+		if err != nil {
+			return nil, fmt.Errorf("temporalwf: workflow %q: task %q: %w", p.Workflow, t.Name, err)
+		}
+		d.children[i] = child
 	}
 	for i, t := range p.Tasks {
 		d.index[t.Name] = i
@@ -339,9 +364,42 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 		}
 		launch()
 	}
+	// startSub runs Sub task i's child workflow on arg as a Temporal child
+	// workflow, with the ID parentRunID.task, as in-process; cancelling
+	// the run cancels it.
+	startSub := func(i int, arg json.RawMessage) {
+		if len(arg) == 0 {
+			arg = json.RawMessage("null") // the zero In (a rule started the task without its dependency)
+		}
+		cctx := tworkflow.WithChildOptions(tctx, tworkflow.ChildWorkflowOptions{WorkflowID: runID + "." + d.p.Tasks[i].Name})
+		f := tworkflow.ExecuteChildWorkflow(cctx, d.children[i].p.Workflow, arg)
+		running++
+		sel.AddFuture(f, func(f tworkflow.Future) {
+			running--
+			var out json.RawMessage
+			err := f.Get(ctx, &out)
+			switch {
+			case err == nil:
+				outputs[i] = out
+				ended(i, workflow.StateSucceeded)
+				return
+			case failure != nil || (ctx.Err() != nil && temporal.IsCanceledError(err)):
+				return // cancelled by the run's end
+			}
+			failed(i, d.subFailure(runID, i, err))
+		})
+	}
 	start := func(i int) {
 		t := d.p.Tasks[i]
 		rl.state[i] = workflow.StateRunning
+		if d.children[i] != nil {
+			arg := in
+			if len(d.deps[i]) > 0 {
+				arg = outputs[d.deps[i][0]]
+			}
+			startSub(i, arg)
+			return
+		}
 		if t.Map != nil {
 			list := in
 			if len(d.deps[i]) > 0 {
@@ -479,6 +537,43 @@ func (d *dag) taskFailure(runID string, i int, err error) *plan.Failure {
 	}
 	f.Workflow, f.RunID, f.Task = d.p.Workflow, runID, t.Name
 	return &f
+}
+
+// subFailure describes the failure of Sub task i's child run, err as the
+// child workflow's future gives it: the task's error wraps the child's, as
+// in-process.
+func (d *dag) subFailure(runID string, i int, err error) *plan.Failure {
+	t := d.p.Tasks[i]
+	child := d.children[i]
+	var cf plan.Failure
+	var app *temporal.ApplicationError
+	var canceled *temporal.CanceledError
+	var terminated *temporal.TerminatedError
+	var timedOut *temporal.TimeoutError
+	switch {
+	case errors.As(err, &app) && app.Type() == runErrorType:
+		if app.Details(&cf) != nil {
+			cf = plan.Failure{Message: app.Message()}
+		}
+	case errors.As(err, &canceled):
+		cf = plan.Failure{What: "cancelled", Message: "Cancel called", Sentinels: []string{"cancelled"}}
+	case errors.As(err, &terminated):
+		cf = plan.Failure{What: "cancelled", Message: "terminated in Temporal", Sentinels: []string{"cancelled"}}
+	case errors.As(err, &timedOut):
+		cf = plan.Failure{What: "timed out", Message: "the run exceeded its RunTimeout", Sentinels: []string{"timeout"}}
+	default:
+		cf = plan.Failure{Message: errorMessage(err)}
+	}
+	cf.Workflow, cf.RunID = child.p.Workflow, runID+"."+t.Name
+	f := &plan.Failure{Workflow: d.p.Workflow, RunID: runID, Task: t.Name, State: string(workflow.StateFailed), Attempts: 1,
+		Message: plan.Error(cf).Error(), Sentinels: cf.Sentinels, ErrorType: "*workflow.WorkflowError", Cause: &cf}
+	switch {
+	case slices.Contains(cf.Sentinels, "timeout"):
+		f.State, f.What = string(workflow.StateTimedOut), "timed out"
+	case slices.Contains(cf.Sentinels, "cancelled"):
+		f.State = string(workflow.StateCancelled)
+	}
+	return f
 }
 
 // runError is the error the workflow function ends with when the run

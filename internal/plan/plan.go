@@ -174,6 +174,9 @@ type Failure struct {
 	// Skip is the reason of a workflow.Skip the error wraps; "" when it
 	// wraps none.
 	Skip string `json:"skip,omitempty"`
+	// Cause is the failure of a Sub task's child run: Error makes it the
+	// *workflow.WorkflowError that the task's error wraps, as in-process.
+	Cause *Failure `json:"cause,omitempty"`
 }
 
 // Hooks is what package workflow installs at init: how this package reaches
