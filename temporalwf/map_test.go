@@ -229,3 +229,68 @@ func TestAMapItemFailingForGoodCancelsTheItemsUnderWay(t *testing.T) {
 		return len(cancelled) == 4
 	}, 30*time.Second, 20*time.Millisecond, "the other items' contexts end: Temporal cancelled their activities")
 }
+
+func TestAMapUnderWayIsCancelledByAFailureElsewhereOrCancel(t *testing.T) {
+	ctx := testContext(t)
+	var mu sync.Mutex
+	started := map[string]int{}
+	allStarted := func(run string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return started[run] == 3
+	}
+	wf := workflow.MustNew[bool, int]("mapCancelled", workflow.Tasks{
+		workflow.Task[bool, []int]{Name: "list", Handler: func(ctx context.Context, fail bool) ([]int, error) {
+			return []int{0, 1, 2, 3, 4, 5}, nil
+		}},
+		workflow.Map[int, int]{Name: "each", Dependencies: []string{"list"}, MaxConcurrency: 3, Handler: func(ctx context.Context, k int) (int, error) {
+			info, _ := workflow.Info(ctx)
+			mu.Lock()
+			started[info.RunID]++
+			mu.Unlock()
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}},
+		workflow.Task[bool, bool]{Name: "check", Handler: func(ctx context.Context, fail bool) (bool, error) {
+			info, _ := workflow.Info(ctx)
+			for !allStarted(info.RunID) { // until the Map's items are under way
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			if fail {
+				return false, workflow.Permanent(errors.New("check failed"))
+			}
+			<-ctx.Done()
+			return false, ctx.Err()
+		}},
+		workflow.Task[workflow.Inputs, int]{Name: "join", Dependencies: []string{"each", "check"}, Handler: func(ctx context.Context, in workflow.Inputs) (int, error) {
+			return 0, nil
+		}},
+	})
+	c, queue := setup(t, registers(wf))
+	q := temporalwf.TaskQueue(queue)
+
+	// A failure elsewhere ends the run at once, the Map included.
+	_, err := temporalwf.Run(ctx, c, wf, true, q, temporalwf.RunID("mapCancelled-fail"))
+	require.ErrorContains(t, err, `task "check" failed: check failed`)
+	rs, err := temporalwf.Inspect(ctx, c, wf, "mapCancelled-fail")
+	require.NoError(t, err)
+	each, _ := rs.Task("each")
+	require.Equal(t, workflow.StateCancelled, each.State)
+
+	// Cancel ends it too.
+	x, err := temporalwf.Start(ctx, c, wf, false, q, temporalwf.RunID("mapCancelled-cancel"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return allStarted("mapCancelled-cancel") }, time.Minute, 10*time.Millisecond)
+	require.NoError(t, temporalwf.Cancel(ctx, c, wf, x.ID()))
+	_, err = x.Wait(ctx)
+	require.ErrorIs(t, err, workflow.ErrCancelled)
+	rs, err = temporalwf.Inspect(ctx, c, wf, x.ID())
+	require.NoError(t, err)
+	require.Equal(t, workflow.StateCancelled, rs.State)
+	each, _ = rs.Task("each")
+	require.Equal(t, workflow.StateCancelled, each.State)
+}

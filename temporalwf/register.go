@@ -350,7 +350,13 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 						}
 						return
 					case failure != nil || (ctx.Err() != nil && temporal.IsCanceledError(err)):
-						return // cancelled by the run's end
+						// Cancelled by the run's end: the Map ends with
+						// its last item under way, and starts no more.
+						if under == 0 {
+							over = true
+							running--
+						}
+						return
 					}
 					tf := d.taskFailure(runID, i, err)
 					tf.Message, tf.Attempts = fmt.Sprintf("item %d: %s", k, tf.Message), 1
