@@ -276,6 +276,9 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				return workflow.RunStatus{}, d.opError(runID, "Inspect", fmt.Errorf("the run is of Temporal workflow %q: %w", a.GetWorkflowType().GetName(), workflow.ErrNotFound))
 			}
 			timeout = a.GetWorkflowExecutionTimeout().AsDuration()
+			if parent := a.GetParentWorkflowExecution(); parent != nil { // a Sub's child run
+				rs.Trigger, rs.ParentRunID = workflow.TriggerParent, parent.GetWorkflowId()
+			}
 			if ps := a.GetInput().GetPayloads(); len(ps) > 0 {
 				input = ps[0].GetData()
 			} else {
@@ -329,6 +332,17 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			a := e.GetActivityTaskStartedEventAttributes()
+			if ref, ok := itemScheduled[a.GetScheduledEventId()]; ok && open[ref.task] {
+				// An item's earlier attempts, as in-process records them:
+				// Temporal keeps the failure of the one before last only.
+				for n := 1; n < int(a.GetAttempt()); n++ {
+					ev := workflow.Event{Type: workflow.EventItemRetrying, Item: ref.item, Attempt: n, Time: at}
+					if n == int(a.GetAttempt())-1 {
+						ev.Error = failureMessage(a.GetLastFailure())
+					}
+					add(ref.task, ev, nil)
+				}
+			}
 			i, ok := byScheduled[a.GetScheduledEventId()]
 			if !ok {
 				continue
@@ -344,7 +358,12 @@ func (d *dag) status(runID string, evs []*historypb.HistoryEvent, pending []*wor
 				if ps := a.GetResult().GetPayloads(); len(ps) > 0 {
 					itemOuts[i][ref.item] = ps[0].GetData()
 				}
-				if itemsDone[i]++; itemsDone[i] == len(itemOuts[i]) {
+				total := len(itemOuts[i])
+				if itemsDone[i]++; itemsDone[i] < total && itemsDone[i]%max(1, (total+99)/100) == 0 {
+					// At most 100 progress events, as in-process.
+					add(i, workflow.Event{Type: workflow.EventItemsProgress, Item: itemsDone[i], Time: at}, nil)
+				}
+				if itemsDone[i] == total {
 					open[i] = false
 					outData[i] = joinItems(itemOuts[i])
 					add(i, workflow.Event{Type: workflow.EventTaskSucceeded, Attempt: 1, Time: at}, outData[i])

@@ -294,3 +294,55 @@ func TestAMapUnderWayIsCancelledByAFailureElsewhereOrCancel(t *testing.T) {
 	each, _ = rs.Task("each")
 	require.Equal(t, workflow.StateCancelled, each.State)
 }
+
+func TestInspectOfAMapMatchesInProcessInspect(t *testing.T) {
+	ctx := testContext(t)
+	// One item at a time, so that the events come in one order only;
+	// item 1 fails its first attempt.
+	build := func() *workflow.Workflow[[]int, []int] {
+		var mu sync.Mutex
+		calls := map[int]int{}
+		return workflow.MustNew[[]int, []int]("mapInspect", workflow.Tasks{
+			workflow.Map[int, int]{Name: "each", MaxConcurrency: 1, Retry: workflow.RetryPolicy{Attempts: 2, Delay: 10 * time.Millisecond},
+				Handler: func(ctx context.Context, k int) (int, error) {
+					mu.Lock()
+					calls[k]++
+					n := calls[k]
+					mu.Unlock()
+					if k == 1 && n == 1 {
+						return 0, errors.New("busy")
+					}
+					if k == 2 {
+						return 0, workflow.Skip("nothing for item 2") // the zero O
+					}
+					return k + 10, nil
+				}},
+		})
+	}
+	wf, local := build(), build()
+	c, queue := setup(t, registers(wf))
+	out, err := temporalwf.Run(ctx, c, wf, []int{0, 1, 2, 3}, temporalwf.TaskQueue(queue), temporalwf.RunID("mapInspect-1"))
+	require.NoError(t, err)
+	lout, err := local.Run(ctx, []int{0, 1, 2, 3}, workflow.WithRunID("mapInspect-1"))
+	require.NoError(t, err)
+	require.Equal(t, lout, out)
+	require.Equal(t, []int{10, 11, 0, 13}, out, "an item's Skip gives the zero O")
+
+	got, err := temporalwf.Inspect(ctx, c, wf, "mapInspect-1")
+	require.NoError(t, err)
+	want, err := local.Inspect(ctx, "mapInspect-1")
+	require.NoError(t, err)
+	itemShape := func(rs workflow.RunStatus) []string {
+		out := shape(rs)
+		for _, ev := range rs.Events {
+			if ev.Task == "each" && ev.Type != workflow.EventTaskStarted && ev.Type != workflow.EventTaskSucceeded {
+				out = append(out, fmt.Sprintf("%s item=%d attempt=%d error=%q", ev.Type, ev.Item, ev.Attempt, ev.Error))
+			}
+		}
+		return out
+	}
+	require.Equal(t, itemShape(want), itemShape(got))
+	gi, _ := got.Items("each")
+	wi, _ := want.Items("each")
+	require.Equal(t, wi, gi)
+}

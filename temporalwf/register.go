@@ -233,6 +233,9 @@ func (d *dag) run(ctx tworkflow.Context, in json.RawMessage) (json.RawMessage, e
 	info := tworkflow.GetInfo(ctx)
 	runID := info.WorkflowExecution.ID
 	trigger := workflow.TriggerManual
+	if info.ParentWorkflowExecution != nil { // a Sub's child run
+		trigger = workflow.TriggerParent
+	}
 	if len(in) == 0 { // a scheduled run: Schedule passes no argument
 		trigger = workflow.TriggerSchedule
 		in = json.RawMessage("null") // the zero In

@@ -3,6 +3,7 @@ package temporalwf_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -10,6 +11,9 @@ import (
 	"github.com/b3b01171/workflow"
 	"github.com/b3b01171/workflow/temporalwf"
 )
+
+// pricingTriggers holds the Trigger that pricing's handlers saw, by run ID.
+var pricingTriggers sync.Map
 
 // pricing is the child workflow of the Sub tests: n → (n+1)*3, failing
 // for good on a negative n.
@@ -22,6 +26,8 @@ func pricing() *workflow.Workflow[int, int] {
 			return n + 1, nil
 		}},
 		workflow.Task[int, int]{Name: "triple", Dependencies: []string{"inc"}, Handler: func(ctx context.Context, n int) (int, error) {
+			info, _ := workflow.Info(ctx)
+			pricingTriggers.Store(info.RunID, info.Trigger)
 			return n * 3, nil
 		}},
 	})
@@ -74,6 +80,10 @@ func TestSubRunsTheChildAsATemporalChildWorkflow(t *testing.T) {
 		child, err := temporalwf.Inspect(ctx, c, pricing(), "order-5.price")
 		require.NoError(t, err)
 		require.Equal(t, workflow.StateSucceeded, child.State)
+		require.Equal(t, workflow.TriggerParent, child.Trigger)
+		require.Equal(t, "order-5", child.ParentRunID)
+		trigger, _ := pricingTriggers.Load("order-5.price")
+		require.Equal(t, workflow.TriggerParent, trigger, "workflow.Info in the child's handlers says so too")
 		tr, _ := child.Task("triple")
 		require.JSONEq(t, "33", string(tr.Output))
 	})
