@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -131,4 +132,40 @@ func TestRegisterRegistersSubChildrenOnce(t *testing.T) {
 	out, err = temporalwf.Run(ctx, c, child, 1, temporalwf.TaskQueue(queue))
 	require.NoError(t, err)
 	require.Equal(t, 6, out, "the child runs on its own too")
+}
+
+func TestCancellingTheParentCancelsTheChildRun(t *testing.T) {
+	ctx := testContext(t)
+	underway := make(chan string, 1)
+	child := workflow.MustNew[int, int]("waiter", workflow.Tasks{
+		workflow.Task[int, int]{Name: "wait", Handler: func(ctx context.Context, n int) (int, error) {
+			info, _ := workflow.Info(ctx)
+			underway <- info.RunID
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}},
+	})
+	wf := workflow.MustNew[int, int]("waitingParent", workflow.Tasks{
+		workflow.Sub("child", child),
+	})
+	c, queue := setup(t, registers(wf))
+	x, err := temporalwf.Start(ctx, c, wf, 1, temporalwf.TaskQueue(queue), temporalwf.RunID("parent-1"))
+	require.NoError(t, err)
+	select {
+	case id := <-underway:
+		require.Equal(t, "parent-1.child", id)
+	case <-ctx.Done():
+		t.Fatal("the child's task never started")
+	}
+	require.NoError(t, temporalwf.Cancel(ctx, c, wf, x.ID()))
+	_, err = x.Wait(ctx)
+	require.ErrorIs(t, err, workflow.ErrCancelled)
+	rs, err := temporalwf.Inspect(ctx, c, wf, x.ID())
+	require.NoError(t, err)
+	sub, _ := rs.Task("child")
+	require.Equal(t, workflow.StateCancelled, sub.State)
+	require.Eventually(t, func() bool {
+		crs, err := temporalwf.Inspect(ctx, c, child, "parent-1.child")
+		return err == nil && crs.State == workflow.StateCancelled
+	}, time.Minute, 20*time.Millisecond, "the child run ends cancelled")
 }
