@@ -259,3 +259,41 @@ func TestAHookThatGoexitsOnAScheduleSkippedFireKeepsTheScheduleFiring(t *testing
 		assert.Len(t, runs, 30)
 	})
 }
+
+func TestAWaitWhileAHookRunsStillWaitsForEveryHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered, release := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex
+		var seen []string
+		w := newWorkflow[int, int](t, "observed", workflow.Tasks{intTask("a")},
+			workflow.WithHook(func(ev workflow.Event) {
+				if ev.Type == workflow.EventTaskStarted {
+					close(entered)
+					<-release // the run ends while this hook blocks
+				}
+				mu.Lock()
+				seen = append(seen, ev.Type)
+				mu.Unlock()
+			}))
+		x, err := w.Start(t.Context(), 1)
+		require.NoError(t, err)
+		<-entered
+		returned := make(chan struct{})
+		go func() {
+			defer close(returned)
+			_, err := x.Wait(t.Context()) // another goroutine than the hook's
+			assert.NoError(t, err)
+		}()
+		synctest.Wait()
+		select {
+		case <-returned:
+			t.Fatal("Wait returned before the hooks were given the run's end")
+		default:
+		}
+		close(release)
+		<-returned
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, workflow.EventRunSucceeded, seen[len(seen)-1], "the hook saw the end before Wait returned")
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 )
 
 // The observers of a run — its hooks and its logger — are user code, which
@@ -39,6 +40,7 @@ func (r *run) observe(o observation) {
 // deliver gives the queued observations to the hooks and the logger, one
 // after the other, until the queue is empty.
 func (r *run) deliver() {
+	g := goid() // what a hook's own Wait is told apart by
 	for {
 		r.mu.Lock()
 		if r.obsAt == len(r.obs) {
@@ -57,7 +59,7 @@ func (r *run) deliver() {
 			continue
 		}
 		for _, h := range r.e.cfg.hooks {
-			r.callHook(h, o.ev)
+			r.callHook(h, o.ev, g)
 		}
 		if l := r.e.cfg.logger; l != nil {
 			r.e.callback(r.id, "the logger", func() { r.e.log(l, o.ev) }, r.redeliver)
@@ -65,11 +67,29 @@ func (r *run) deliver() {
 	}
 }
 
-// callHook calls h with ev, as deliver's guard.
-func (r *run) callHook(h func(Event), ev Event) {
-	r.hooking.Store(true)
-	defer r.hooking.Store(false)
+// callHook calls h with ev, as deliver's guard, on the goroutine g.
+func (r *run) callHook(h func(Event), ev Event, g int64) {
+	r.hooker.Store(g)
+	defer r.hooker.Store(0)
 	r.e.callback(r.id, "a hook", func() { h(ev) }, r.redeliver)
+}
+
+// goid is the calling goroutine's ID, as the first line of its stack
+// trace ("goroutine 42 [running]:") gives it. The engine reads it once per
+// round of deliveries, and in a Wait called while a hook runs, to tell the
+// hook's own goroutine from others.
+func goid() int64 {
+	var buf [32]byte
+	n := runtime.Stack(buf[:], false)
+	const prefix = "goroutine "
+	var id int64
+	for _, c := range buf[min(len(prefix), n):n] {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + int64(c-'0')
+	}
+	return id
 }
 
 // redeliver carries on delivering on a new goroutine, after a callback

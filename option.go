@@ -74,11 +74,9 @@ func WithOutput(task string) Option {
 // and with the scheduler's schedule_skipped events. Hooks run on a
 // goroutine of the run's own, never under its lock, so a hook may block or
 // call Cancel or Wait on its own run (a hook waiting for its run gets the
-// run's result once the run has ended). Run and Wait return once every
-// hook has been given the run's last event — except a Wait that starts
-// while one of the run's hooks is being called: that one returns once the
-// run has ended, as a hook's own Wait must (the engine cannot tell a
-// hook's goroutine from another). A hook that panics or calls
+// run's result once the run has ended, without waiting for itself). Run
+// and Wait return once every hook has been given the run's last event. A
+// hook that panics or calls
 // runtime.Goexit misses that event, and it is logged (on the workflow's
 // logger, or slog.Default()); the run goes on unharmed.
 func WithHook(h func(Event)) Option {

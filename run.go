@@ -71,7 +71,7 @@ type run struct {
 	obs           []observation
 	obsAt         int
 	observing     bool
-	hooking       atomic.Bool   // a hook of this run is being called
+	hooker        atomic.Int64  // the goroutine (goid) calling a hook of this run; 0: none
 	committed     bool          // the run's end is in the store
 	ending        bool          // end is recording the run's end
 	endState      State         // set by end

@@ -571,7 +571,7 @@ func (x *Execution[Out]) Wait(ctx context.Context) (Out, error) {
 		return zero, opError(x.r.e.name, x.r.id, "Wait", errNilContext)
 	}
 	var done <-chan struct{} = x.r.done
-	if x.r.hooking.Load() {
+	if g := x.r.hooker.Load(); g != 0 && g == goid() {
 		done = x.r.endedChan() // the hook waits for the run's end, not for itself
 	}
 	select {
