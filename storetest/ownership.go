@@ -72,41 +72,51 @@ func interruptedRunIsAnOrphan(f *fixture) {
 }
 
 func oneOfConcurrentReopensWins(f *fixture) {
-	const rounds, contenders = 3, 16
+	const rounds = 3
 	for round := range rounds {
 		r := f.runIn(flow, fmt.Sprintf("r%d", round), workflow.StateInterrupted)
-		recs := make([]workflow.Recorder, contenders)
-		errs := make([]error, contenders)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range contenders {
-			wg.Go(func() {
-				<-start
-				recs[i], errs[i] = f.s.Reopen(f.ctx, flow, r.want.RunID)
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				f.t.Fatalf("%d concurrent Reopens of an orphan: two of them won", contenders)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, workflow.ErrNotResumable):
-				f.t.Fatalf("%d concurrent Reopens of an orphan: a loser got %v, want an error wrapping ErrNotResumable", contenders, err)
-			}
-		}
-		if winner < 0 {
-			f.t.Fatalf("%d concurrent Reopens of an orphan: none won", contenders)
-		}
-		r.rec = recs[winner]
+		r.rec = f.oneWins("Reopens", func(int) (workflow.Recorder, error) {
+			return f.s.Reopen(f.ctx, flow, r.want.RunID)
+		})
 		f.orphans(flow)
 		r.append(r.event(workflow.EventRunResumed, ""), r.task("fetch", workflow.EventTaskStarted, 1, ""))
 		r.check()
 		r.append(r.succeeded("fetch", 1, "fetched"), r.event(workflow.EventRunSucceeded, ""))
 	}
+}
+
+// oneWins makes 16 concurrent claims of one orphan (claim i), which what
+// names in failures, and returns the Recorder of the one that must win:
+// every other must fail with an error wrapping ErrNotResumable.
+func (f *fixture) oneWins(what string, claim func(i int) (workflow.Recorder, error)) workflow.Recorder {
+	const contenders = 16
+	recs := make([]workflow.Recorder, contenders)
+	errs := make([]error, contenders)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range contenders {
+		wg.Go(func() {
+			<-start
+			recs[i], errs[i] = claim(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			f.t.Fatalf("%d concurrent %s of an orphan: two of them won", contenders, what)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, workflow.ErrNotResumable):
+			f.t.Fatalf("%d concurrent %s of an orphan: a loser got %v, want an error wrapping ErrNotResumable", contenders, what, err)
+		}
+	}
+	if winner < 0 {
+		f.t.Fatalf("%d concurrent %s of an orphan: none won", contenders, what)
+	}
+	return recs[winner]
 }
 
 func orphansAreOldestFirst(f *fixture) {
@@ -223,41 +233,15 @@ func claimOrphanTakesOnlyRunsUnderWayWithoutAnOwner(f *fixture) {
 
 func oneOfConcurrentOrphanClaimsWins(f *fixture) {
 	c := f.claimer()
-	const rounds, contenders = 3, 16
+	const rounds = 3
 	for round := range rounds {
 		r := f.runIn(flow, fmt.Sprintf("r%d", round), workflow.StateInterrupted)
-		recs := make([]workflow.Recorder, contenders)
-		errs := make([]error, contenders)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range contenders {
-			wg.Go(func() {
-				<-start
-				if i%2 == 0 { // Resume, racing with Recover
-					recs[i], errs[i] = f.s.Reopen(f.ctx, flow, r.want.RunID)
-				} else {
-					recs[i], errs[i] = c.ClaimOrphan(f.ctx, flow, r.want.RunID)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				f.t.Fatalf("%d concurrent ClaimOrphans and Reopens of an orphan: two of them won", contenders)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, workflow.ErrNotResumable):
-				f.t.Fatalf("%d concurrent ClaimOrphans and Reopens of an orphan: a loser got %v, want an error wrapping ErrNotResumable",
-					contenders, err)
+		r.rec = f.oneWins("ClaimOrphans and Reopens", func(i int) (workflow.Recorder, error) {
+			if i%2 == 0 { // Resume, racing with Recover
+				return f.s.Reopen(f.ctx, flow, r.want.RunID)
 			}
-		}
-		if winner < 0 {
-			f.t.Fatalf("%d concurrent ClaimOrphans and Reopens of an orphan: none won", contenders)
-		}
-		r.rec = recs[winner]
+			return c.ClaimOrphan(f.ctx, flow, r.want.RunID)
+		})
 		f.orphans(flow)
 		r.append(r.event(workflow.EventRunResumed, ""), r.task("fetch", workflow.EventTaskStarted, 2, ""))
 		r.check()
