@@ -129,6 +129,12 @@ func (r *dagRun) start(i int) {
 		arg.Deps = append(arg.Deps, dep)
 	}
 	f := tworkflow.ExecuteActivity(tworkflow.WithActivityOptions(r.tasks, d.acts[i]), d.activityName(i), arg)
+	r.await(i, f, d.taskFailure)
+}
+
+// await ends task i with f's outcome once it is ready: its output, or the
+// failure that failure makes of its error (unless the run is over).
+func (r *dagRun) await(i int, f tworkflow.Future, failure func(runID string, i int, err error) *plan.Failure) {
 	r.running++
 	r.sel.AddFuture(f, func(f tworkflow.Future) {
 		r.running--
@@ -139,7 +145,7 @@ func (r *dagRun) start(i int) {
 			r.outputs[i] = out
 			r.ended(i, workflow.StateSucceeded)
 		case !r.over(err):
-			r.failed(i, d.taskFailure(r.runID, i, err))
+			r.failed(i, failure(r.runID, i, err))
 		}
 	})
 }
@@ -153,19 +159,7 @@ func (r *dagRun) startSub(i int, arg json.RawMessage) {
 	}
 	cctx := tworkflow.WithChildOptions(r.tasks, tworkflow.ChildWorkflowOptions{WorkflowID: r.runID + "." + r.d.p.Tasks[i].Name})
 	f := tworkflow.ExecuteChildWorkflow(cctx, r.d.children[i].p.Workflow, arg)
-	r.running++
-	r.sel.AddFuture(f, func(f tworkflow.Future) {
-		r.running--
-		var out json.RawMessage
-		err := f.Get(r.ctx, &out)
-		switch {
-		case err == nil:
-			r.outputs[i] = out
-			r.ended(i, workflow.StateSucceeded)
-		case !r.over(err):
-			r.failed(i, r.d.subFailure(r.runID, i, err))
-		}
-	})
+	r.await(i, f, r.d.subFailure)
 }
 
 // mapRun is one Map task under way: its items, those started, under way
