@@ -116,7 +116,8 @@ func failedState(st taskState) bool {
 // unblock's general form, for runs with trigger rules or skips.
 func (r *run) resolve(i int32) {
 	p := r.e.plan
-	work := []int32{i}
+	var stack [8]int32 // the tasks whose ends are yet to count; grows on the heap past 8
+	work := append(stack[:0], i)
 	for len(work) > 0 {
 		j := work[len(work)-1]
 		work = work[:len(work)-1]
@@ -161,7 +162,7 @@ func (r *run) resolve(i int32) {
 			case start:
 				r.queue = append(r.queue, s)
 			case why != "":
-				r.skip(s, why)
+				r.skip(s, why, 0)
 				work = append(work, s)
 			}
 		}
@@ -178,13 +179,14 @@ func (r *run) anySucceeded(i int32) bool {
 	return false
 }
 
-// skip ends task i, not started, as skipped because of why. The caller
-// holds r.mu.
-func (r *run) skip(i int32, why string) {
+// skip ends task i as skipped because of why: by a rule before it started
+// (attempt 0), or by its handler in attempt attempt. The caller holds
+// r.mu.
+func (r *run) skip(i int32, why string, attempt int) {
 	r.state[i] = tsSkipped
 	r.left--
 	r.skips = true
-	r.emitTask(i, Event{Type: EventTaskSkipped, Error: why})
+	r.emitTask(i, Event{Type: EventTaskSkipped, Attempt: attempt, Error: why})
 }
 
 // rulesInputs is the Inputs of task i, whose trigger rule may start it

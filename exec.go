@@ -383,10 +383,7 @@ func (r *run) finish(i int32, out any, data []byte, state State, err error, atte
 		}
 	case StateSkipped: // the handler returned Skip
 		reason, _ := skipReason(err)
-		r.state[i] = tsSkipped
-		r.left--
-		r.skips = true
-		r.emitTask(i, Event{Type: EventTaskSkipped, Attempt: attempts, Error: reason})
+		r.skip(i, reason, attempts)
 		if r.failure == nil {
 			r.resolve(i)
 		}

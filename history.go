@@ -447,31 +447,28 @@ func (s *MemoryStore) retain(f *flowRuns) {
 
 // Reopen implements Store.
 func (s *MemoryStore) Reopen(ctx context.Context, workflow, runID string) (Recorder, error) {
-	rec, err := s.find(workflow, runID)
-	if err != nil {
-		return nil, err
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.owned {
-		return nil, fmt.Errorf("%w: run %q of workflow %q is under way in this process", ErrNotResumable, runID, workflow)
-	}
-	rec.owned = true
-	rec.restored = false
-	rec.ended.Store(false)
-	return rec, nil
+	return s.reopen(workflow, runID, false)
 }
 
 // ClaimOrphan implements OrphanClaimer: Reopen, for a run not ended.
 func (s *MemoryStore) ClaimOrphan(ctx context.Context, workflow, runID string) (Recorder, error) {
+	return s.reopen(workflow, runID, true)
+}
+
+// reopen makes the store the owner of the run, unless a Recorder of it
+// owns it already or, for an orphan (ClaimOrphan), it has ended.
+func (s *MemoryStore) reopen(workflow, runID string, orphan bool) (Recorder, error) {
 	rec, err := s.find(workflow, runID)
 	if err != nil {
 		return nil, err
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.owned || rec.rs.State.Ended() {
-		return nil, fmt.Errorf("%w: run %q of workflow %q is under way in this process or has ended", ErrNotResumable, runID, workflow)
+	switch {
+	case rec.owned:
+		return nil, fmt.Errorf("%w: run %q of workflow %q is under way in this process", ErrNotResumable, runID, workflow)
+	case orphan && rec.rs.State.Ended():
+		return nil, fmt.Errorf("%w: run %q of workflow %q has ended (%s)", ErrNotResumable, runID, workflow, rec.rs.State)
 	}
 	rec.owned = true
 	rec.restored = false
